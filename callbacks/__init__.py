@@ -1,0 +1,5 @@
+"""Lightning callbacks of nago-pl."""
+
+from callbacks.model_stats import ModelStats
+
+__all__ = ["ModelStats"]

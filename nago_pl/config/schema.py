@@ -1,0 +1,95 @@
+"""Structured-config schemas: a wrong key or type in any config fails at start-up.
+
+Registered with Hydra's ConfigStore as ``train_schema``; ``conf/train.yaml`` puts it first in
+its defaults list, so every YAML file and command-line override is checked against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from nago_pl.space.generator import GeneratorConfig
+
+
+@dataclass
+class DatasetConfig:
+    """Arguments every ``nago_pl.data`` DataModule accepts; ``_target_`` names the class."""
+
+    _target_: str = MISSING
+    root: str | None = None
+    batch_size: int = 128
+    eval_batch_size: int | None = None
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    image_size: int | None = None
+    max_train_samples: int | None = None
+    num_workers: int = 0
+    crop_padding: int = 0
+    hflip: bool = False
+    cutout: int = 0
+
+
+@dataclass
+class NetworkConfig:
+    """Width and head of the built network; width comes from ``param_limit`` unless
+    ``multiplier`` is given (then ``param_limit`` must be null)."""
+
+    param_limit: int | None = 4_000_000
+    multiplier: float | None = None
+    head_channels: int = 1280
+    dropout: float = 0.2
+
+
+@dataclass
+class ModelConfig:
+    """Optimisation: ``optimizer`` / ``scheduler`` are ``_target_`` + ``_partial_`` configs."""
+
+    optimizer: Any = MISSING
+    scheduler: Any = None
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """The ``lightning.Trainer`` arguments the project exposes."""
+
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    max_epochs: int = 30
+    min_epochs: int | None = None
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1
+    check_val_every_n_epoch: int = 1
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
+    log_every_n_steps: int = 10
+    deterministic: bool = False
+    benchmark: bool | None = None
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """``train.py``: train one architecture (sampled from ``generator`` + ``seed``, or ``arch``)."""
+
+    dataset: DatasetConfig = MISSING
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: Any = None
+    seed: int = 0
+    arch: str | None = None
+
+
+def register_configs() -> None:
+    """Make the schemas known to Hydra (idempotent)."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)

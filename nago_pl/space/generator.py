@@ -1,0 +1,146 @@
+"""HNAG: the hierarchical neural architecture generator of NAGO (three levels of random graphs).
+
+A :class:`GeneratorConfig` holds the generator's hyper-parameters θ (the 8 searched ones plus
+fixed choices); :func:`sample` turns θ and a seed into an :class:`Architecture`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nago_pl.errors import NagoError
+from nago_pl.space.architecture import OPS, Architecture, BottomGraph, Cell
+from nago_pl.space.graphs import FAMILIES, derive_seed, sample_dag
+
+SEARCHED = ("G1_nodes", "G1_K", "G1_P", "G2_nodes", "G2_P", "G3_nodes", "G3_K", "G3_P")
+MAX_NODES = 64
+TOP, MID, BOTTOM, OP_CHOICE = range(4)
+
+
+@dataclass
+class GeneratorConfig:
+    """Hyper-parameters of the generator: per level a graph family, node count, K and P.
+
+    Defaults are the paper's best CIFAR-10 generator WS(8,5,0.6) / ER(1,0.7) / WS(5,4,0.2).
+    ``K`` is WS's neighbour count, BA's attachment count or the chain's look-back; ``P`` is WS's
+    rewiring or ER's edge probability. ``G2_K`` is not searched (the mid level is ER).
+    """
+
+    G1_nodes: int = 8
+    G1_K: int = 5
+    G1_P: float = 0.6
+    G2_nodes: int = 1
+    G2_P: float = 0.7
+    G3_nodes: int = 5
+    G3_K: int = 4
+    G3_P: float = 0.2
+    G2_K: int = 2
+    top_family: str = "ws"
+    mid_family: str = "er"
+    bottom_family: str = "ws"
+    stage_ratios: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    channel_ratios: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
+    ops: list[str] = field(default_factory=lambda: ["conv3x3"])
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> GeneratorConfig:
+        """Build from a plain mapping (e.g. a config node), rejecting unknown names."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise NagoError(
+                f"unknown generator parameter(s) {', '.join(unknown)}; allowed: {', '.join(known)}"
+            )
+        config = cls(**{k: (list(v) if isinstance(v, list | tuple) else v) for k, v in values.items()})
+        config.validate()
+        return config
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self) -> None:
+        """Raise :class:`NagoError` naming the first parameter that is out of range or ill-typed."""
+        for level in ("G1", "G2", "G3"):
+            _check_int(f"{level}_nodes", getattr(self, f"{level}_nodes"), 1, MAX_NODES)
+            _check_int(f"{level}_K", getattr(self, f"{level}_K"), 1, MAX_NODES - 1)
+            if level != "G2" or self.mid_family in ("ws", "er"):
+                _check_float(f"{level}_P", getattr(self, f"{level}_P"), 0.0, 1.0)
+        for name in ("top_family", "mid_family", "bottom_family"):
+            if getattr(self, name) not in FAMILIES:
+                raise NagoError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(FAMILIES)}")
+        _check_ratios("stage_ratios", self.stage_ratios)
+        _check_ratios("channel_ratios", self.channel_ratios)
+        if len(self.stage_ratios) != len(self.channel_ratios):
+            raise NagoError(
+                f"stage_ratios has {len(self.stage_ratios)} entries but channel_ratios has "
+                f"{len(self.channel_ratios)}; give one channel ratio per stage"
+            )
+        bad_ops = [op for op in self.ops if op not in OPS]
+        if not self.ops or bad_ops:
+            raise NagoError(f"ops={list(self.ops)}; allowed: a non-empty list of {', '.join(OPS)}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise NagoError(f"{name}={value!r}: must be an integer in {low}..{high}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise NagoError(f"{name}={value!r}: must be a number in [{low}, {high}]")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise NagoError(f"{name}={value!r}: must be a number in [{low}, {high}]")
+
+
+def _check_ratios(name: str, values: list[float]) -> None:
+    if not values or any(isinstance(v, bool) or not isinstance(v, int | float) or not v > 0
+                         for v in values):
+        raise NagoError(f"{name}={list(values)}: must be a non-empty list of positive numbers")
+
+
+def assign_stages(num_nodes: int, ratios: list[float]) -> list[int]:
+    """Split nodes ``0..num_nodes-1`` into consecutive stages in proportion to ``ratios``.
+
+    Each stage gets the floor of its share; the nodes left over go to the stages with the
+    largest fractional share, the earliest first. Thirds: 3 -> [0,1,2],
+    8 -> [0,0,0,1,1,1,2,2], 10 -> [0,0,0,0,1,1,1,2,2,2].
+    """
+    total = float(sum(ratios))
+    shares = [num_nodes * r / total for r in ratios]
+    counts = [math.floor(s + 1e-9) for s in shares]
+    by_remainder = sorted(range(len(ratios)), key=lambda i: (-(shares[i] - counts[i]), i))
+    for i in by_remainder[: num_nodes - sum(counts)]:
+        counts[i] += 1
+    return [stage for stage, count in enumerate(counts) for _ in range(count)]
+
+
+def sample(config: GeneratorConfig, seed: int) -> Architecture:
+    """Sample one architecture from the generator, deterministically in (config, seed).
+
+    Every graph is drawn from a seed derived from (seed, level, node path), so the result does not
+    depend on anything sampled before, in this process or another.
+    """
+    config.validate()
+    _check_int("seed", seed, 0, 2**63 - 1)
+    top = sample_dag(config.top_family, config.G1_nodes, config.G1_K, config.G1_P, [seed, TOP])
+    stages = assign_stages(top.num_nodes, config.stage_ratios)
+    # Stages left empty by extreme ratios are skipped, so stage indices stay consecutive.
+    used = sorted(set(stages))
+    widths = [float(config.channel_ratios[s]) for s in stages]
+    stages = [used.index(s) for s in stages]
+    cells = []
+    for i in range(top.num_nodes):
+        mid = sample_dag(config.mid_family, config.G2_nodes, config.G2_K, config.G2_P,
+                         [seed, MID, i])
+        bottoms = []
+        for j in range(mid.num_nodes):
+            dag = sample_dag(config.bottom_family, config.G3_nodes, config.G3_K, config.G3_P,
+                             [seed, BOTTOM, i, j])
+            rng = random.Random(derive_seed([seed, OP_CHOICE, i, j]))
+            ops = tuple(rng.choice(config.ops) for _ in range(dag.num_nodes))
+            bottoms.append(BottomGraph(dag, ops))
+        cells.append(Cell(stage=stages[i], width=widths[i], mid=mid, bottoms=tuple(bottoms)))
+    return Architecture(top=top, cells=tuple(cells), generator={**config.as_dict(), "seed": seed})

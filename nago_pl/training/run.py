@@ -1,0 +1,100 @@
+"""Train one architecture from a composed config: the body of ``train.py`` and of every trial."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from callbacks.model_stats import ModelStats
+from nago_pl.config.instantiate import instantiate_checked
+from nago_pl.network import build_network
+from nago_pl.space import Architecture, GeneratorConfig, sample
+from nago_pl.training.module import ClassificationModule
+
+# Data lives in memory as tensors; worker processes would only add start-up cost.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run produced; ``metrics`` is also written to ``metrics.json``."""
+
+    metrics: dict[str, Any]
+    architecture: Architecture
+    run_dir: Path
+    checkpoint: Path | None
+
+
+def resolve_architecture(cfg: DictConfig) -> Architecture:
+    """The architecture to train: loaded from ``cfg.arch`` or sampled from the generator."""
+    if cfg.get("arch"):
+        return Architecture.load(cfg.arch)
+    generator = GeneratorConfig.from_mapping(OmegaConf.to_container(cfg.generator, resolve=True))
+    return sample(generator, int(cfg.seed))
+
+
+def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """The configured ``lightning.Trainer`` arguments, unset (null) ones left to Lightning."""
+    values = OmegaConf.to_container(cfg.trainer, resolve=True)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def train_architecture(cfg: DictConfig, run_dir: str | Path,
+                       callbacks: Sequence[L.Callback] = ()) -> TrainResult:
+    """Sample (or load) the architecture, build it to the parameter budget, fit, test.
+
+    Writes ``architecture.json``, ``checkpoints/best.ckpt`` (lowest ``val/loss``) and
+    ``metrics.json`` (val_acc, test_acc, params, flops, epochs, train_seconds, ...) into
+    ``run_dir``; val_acc and test_acc are both measured on the best checkpoint's weights.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = instantiate_checked(cfg.dataset, "dataset")
+    datamodule.setup("fit")
+    arch = resolve_architecture(cfg)
+    arch.save(run_dir / "architecture.json")
+    net = build_network(arch, in_channels=datamodule.in_channels,
+                        num_classes=datamodule.num_classes, image_size=datamodule.image_size,
+                        **OmegaConf.to_container(cfg.network, resolve=True))
+    module = ClassificationModule(
+        net,
+        datamodule.num_classes,
+        optimizer=instantiate_checked(cfg.model.optimizer, "model.optimizer"),
+        scheduler=instantiate_checked(cfg.model.scheduler, "model.scheduler"),
+        label_smoothing=float(cfg.model.label_smoothing),
+    )
+    # Selected on val/loss: on small validation splits accuracy ties and picks early epochs.
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                                 monitor="val/loss", mode="min", save_top_k=1)
+    stats = ModelStats()
+    logger = instantiate_checked(cfg.logger, "logger", save_dir=str(run_dir))
+    trainer = L.Trainer(**trainer_arguments(cfg), logger=logger or False,
+                        callbacks=[checkpoint, stats, *callbacks], default_root_dir=str(run_dir))
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    train_seconds = time.perf_counter() - started
+    best = checkpoint.best_model_path or None
+    validated = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+    metrics = {
+        "val_acc": float(validated[0]["val/acc"]),
+        "val_loss": float(validated[0]["val/loss"]),
+        "test_acc": float(tested[0]["test/acc"]),
+        "test_loss": float(tested[0]["test/loss"]),
+        **stats.stats,
+        "multiplier": net.spec.multiplier,
+        "epochs": int(trainer.current_epoch),
+        "train_seconds": round(train_seconds, 3),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return TrainResult(metrics, arch, run_dir, Path(best) if best else None)

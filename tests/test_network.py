@@ -1,0 +1,105 @@
+"""The network builder: exact width from the budget, shapes for every image size, merges."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nago_pl.errors import NagoError
+from nago_pl.network import (
+    NetworkSpec,
+    build_network,
+    choose_multiplier,
+    count_flops,
+    count_parameters,
+)
+from nago_pl.network.layers import Merge, stage_resolution
+from nago_pl.space import GeneratorConfig, sample
+
+PAPER_BEST = GeneratorConfig()  # WS(8,5,0.6) / ER(1,0.7) / WS(5,4,0.2)
+
+
+def random_theta(rng: random.Random) -> GeneratorConfig:
+    return GeneratorConfig(
+        G1_nodes=rng.randint(3, 10), G1_K=rng.randint(2, 5), G1_P=rng.uniform(0.1, 1.0),
+        G2_nodes=rng.randint(1, 10), G2_P=rng.uniform(0.2, 1.0),
+        G3_nodes=rng.randint(3, 10), G3_K=rng.randint(2, 5), G3_P=rng.uniform(0.1, 1.0),
+    )
+
+
+def test_width_fits_the_budget_closely_over_30_random_generators() -> None:
+    rng = random.Random(2024)
+    limit = 4_000_000
+    spec = NetworkSpec(in_channels=3, num_classes=10, image_size=32, multiplier=1.0)
+    for i in range(30):
+        arch = sample(random_theta(rng), i)
+        multiplier = choose_multiplier(arch, spec, limit)
+        count = count_parameters(arch, replace(spec, multiplier=multiplier))
+        assert 0.9 * limit <= count <= limit, (i, multiplier, count)
+        # the next width step would break the limit: it is the largest that fits
+        assert count_parameters(arch, replace(spec, multiplier=multiplier + 0.125)) > limit
+
+
+def test_meta_count_equals_the_real_network() -> None:
+    arch = sample(PAPER_BEST, 0)
+    net = build_network(arch, in_channels=3, num_classes=10, image_size=32, param_limit=4_000_000)
+    real = sum(p.numel() for p in net.parameters())
+    assert real == count_parameters(arch, net.spec)
+    assert 0.95 * 4_000_000 <= real <= 4_000_000
+    # the reference estimate lands at multiplier 44 and 4.2M, over the limit
+    assert net.spec.channels(1.0) in (43, 44) and net.spec.channels(4.0) <= 4 * 44
+
+
+@pytest.mark.parametrize(("size", "channels"), [(8, 1), (28, 1), (32, 3), (32, 1), (224, 3)])
+def test_forward_shapes(size: int, channels: int) -> None:
+    arch = sample(GeneratorConfig(G1_nodes=4, G2_nodes=2, G3_nodes=3), 0)
+    net = build_network(arch, in_channels=channels, num_classes=7, image_size=size,
+                        param_limit=150_000, head_channels=64)
+    out = net(torch.randn(2, channels, size, size))
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+
+
+def test_stage_resolutions() -> None:
+    assert [stage_resolution(32, s) for s in range(3)] == [32, 16, 8]
+    assert [stage_resolution(224, s) for s in range(3)] == [56, 28, 14]
+    assert [stage_resolution(8, s) for s in range(3)] == [8, 4, 2]
+
+
+def test_outputs_are_selected_by_node_id() -> None:
+    arch = sample(GeneratorConfig(G1_nodes=8, G1_K=2, G1_P=1.0), 5)
+    net = build_network(arch, in_channels=3, num_classes=10, image_size=32, multiplier=2)
+    assert net.output_ids == arch.top.outputs
+    assert net.predecessors == [arch.top.predecessors(i) for i in range(8)]
+
+
+def test_merge_is_a_sigmoid_weighted_sum_with_projection() -> None:
+    merge = Merge([4, 8], 4)
+    a, b = torch.randn(1, 4, 3, 3), torch.randn(1, 8, 3, 3)
+    gate = torch.sigmoid(torch.tensor(1.0))
+    expected = gate * a + gate * merge.projections[1](b)
+    assert torch.allclose(merge([a, b]), expected)
+    assert isinstance(merge.projections[0], torch.nn.Identity)
+    single = Merge([8], 4)
+    assert single.weights is None and single([b]).shape == (1, 4, 3, 3)
+
+
+def test_flops_scale_with_resolution() -> None:
+    arch = sample(PAPER_BEST, 0)
+    small = build_network(arch, in_channels=3, num_classes=10, image_size=16, multiplier=8)
+    large = build_network(arch, in_channels=3, num_classes=10, image_size=32, multiplier=8)
+    ratio = count_flops(large) / count_flops(small)
+    assert 3.5 < ratio < 4.1  # conv cost ~ pixels; the tiny linear head does not scale
+
+
+def test_budget_too_small_is_a_clear_error() -> None:
+    arch = sample(PAPER_BEST, 0)
+    with pytest.raises(NagoError, match=r"param_limit=1000 is below .* raise the limit"):
+        build_network(arch, in_channels=3, num_classes=10, image_size=32, param_limit=1000)
+    with pytest.raises(NagoError, match="image_size=4"):
+        build_network(arch, in_channels=3, num_classes=10, image_size=4, param_limit=10**6)
+    with pytest.raises(NagoError, match="exactly one of"):
+        build_network(arch, in_channels=3, num_classes=10, image_size=32)

@@ -1,0 +1,97 @@
+"""train.py and the training runner: real short trainings and bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nago_pl.config import compose
+from nago_pl.training.run import train_architecture
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = ROOT / "../shared/data/fashion-mnist"
+QUIET = ["trainer.enable_progress_bar=false"]
+
+
+def run_train(*overrides: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "train.py", *QUIET, *overrides], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_short_training_on_digits_learns(tmp_path: Path) -> None:
+    cfg = compose("train", [*QUIET, "trainer.max_epochs=8", "logger=none"])
+    result = train_architecture(cfg, tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == result.metrics
+    assert metrics["val_acc"] >= 0.9
+    assert metrics["test_acc"] >= 0.85
+    assert metrics["epochs"] == 8
+    assert 0.9 * 100_000 <= metrics["params"] <= 100_000
+    assert metrics["flops"] > 0 and metrics["train_seconds"] > 0
+    assert (tmp_path / "architecture.json").read_text() == result.architecture.to_json()
+    assert result.checkpoint == tmp_path / "checkpoints" / "best.ckpt"
+    assert result.checkpoint.is_file()
+
+
+@pytest.mark.slow
+def test_train_cli_writes_its_files_and_trains_from_an_architecture_file(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    done = run_train(f"hydra.run.dir={first}", "trainer.max_epochs=2", "seed=4")
+    assert done.returncode == 0, done.stderr
+    assert "test_acc" in done.stdout
+    for name in ("architecture.json", "metrics.json", "checkpoints/best.ckpt", "csv/metrics.csv"):
+        assert (first / name).is_file(), name
+    again = tmp_path / "again"
+    done = run_train(f"hydra.run.dir={again}", "trainer.max_epochs=1",
+                     f"arch={first / 'architecture.json'}", "seed=99")
+    assert done.returncode == 0, done.stderr
+    assert (again / "architecture.json").read_text() == (first / "architecture.json").read_text()
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (first, again)]
+    assert metrics[0]["params"] == metrics[1]["params"]
+
+
+@pytest.mark.slow
+def test_fashion_mnist_idx_files_train(tmp_path: Path) -> None:
+    if not FASHION.is_dir():
+        pytest.skip(f"{FASHION} not present: the shared real-data folder is needed")
+    cfg = compose("train", [*QUIET, "dataset=fashion_mnist", f"dataset.root={FASHION}",
+                            "dataset.max_train_samples=8000", "trainer.max_epochs=2",
+                            "network.param_limit=50000", "network.head_channels=128",
+                            "logger=none"])
+    metrics = train_architecture(cfg, tmp_path).metrics
+    assert metrics["test_acc"] > 0.6  # 10 classes: chance is 0.1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["generator.G1_nodes=0"], "G1_nodes=0: must be an integer in 1..64"),
+        (["dataset=fashion_mnist", "dataset.root=/no/such/dir"], "/no/such/dir"),
+        (["+model.optimizer.lrr=0.1"], "model.optimizer.lrr: not an argument of torch.optim.SGD"),
+        (["arch=/no/such/architecture.json"], "arch=/no/such/architecture.json: no such file"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(overrides: list[str], message: str,
+                                                      tmp_path: Path) -> None:
+    done = run_train(f"hydra.run.dir={tmp_path}", *overrides)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("dataset.batchsize=3", "dataset.batchsize"), ("trainer.max_epochs=abc", "max_epochs"),
+     ("generator=nope", "generator")],
+)
+def test_bad_config_keys_and_types_fail_at_start_up(override: str, message: str) -> None:
+    done = run_train(override)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert message in done.stderr
