@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from nago_pl.space.generator import GeneratorConfig
 
@@ -64,7 +64,7 @@ class TrainerConfig:
     precision: str = "32-true"
     max_epochs: int = 30
     min_epochs: int | None = None
-    gradient_clip_val: float | None = None
+    gradient_clip_val: float | None = 5.0
     accumulate_grad_batches: int = 1
     check_val_every_n_epoch: int = 1
     limit_train_batches: float | None = None
@@ -88,8 +88,59 @@ class TrainConfig:
     logger: Any = None
     seed: int = 0
     arch: str | None = None
+    threads: int | None = None  # torch intra-op threads on CPU (null: torch's default)
+
+
+@dataclass
+class PruningConfig:
+    """Multi-objective early stopping: rungs at ``min_epochs * eta**k``."""
+
+    enabled: bool = True
+    min_epochs: int = 3
+    eta: float = 2.0
+
+
+@dataclass
+class FinalConfig:
+    """NAGO's final evaluation: ``samples`` seeds of each of the ``top`` front generators,
+    retrained for ``max_epochs`` (null: the trainer's); ``top: 0`` skips it."""
+
+    top: int = 0
+    samples: int = 3
+    max_epochs: int | None = None
+
+
+@dataclass
+class SearchSettings:
+    """The search: strategy and its options, space, objectives, budget, pruning."""
+
+    strategy: str = "mobo"
+    options: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, Any] = field(default_factory=dict)
+    objectives: list[Any] = field(default_factory=list)
+    trials: int = 20
+    batch_size: int = 1
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    final: FinalConfig = field(default_factory=FinalConfig)
+
+
+@dataclass
+class SearchConfig(TrainConfig):
+    """``search.py``: the training config of every trial plus the search settings."""
+
+    study_name: str = "default"
+    search: SearchSettings = field(default_factory=SearchSettings)
+
+
+def _scale(value: Any, factor: Any) -> int:
+    """``${nago.scale:x,f}``: round(x * f), for search ranges relative to a default."""
+    return round(float(value) * float(factor))
 
 
 def register_configs() -> None:
-    """Make the schemas known to Hydra (idempotent)."""
-    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    """Make the schemas and the ``nago.scale`` resolver known to Hydra (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="search_schema", node=SearchConfig)
+    if not OmegaConf.has_resolver("nago.scale"):
+        OmegaConf.register_new_resolver("nago.scale", _scale)

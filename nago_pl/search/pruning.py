@@ -1,0 +1,80 @@
+"""Multi-objective early stopping (asynchronous successive halving on Pareto ranks).
+
+At each rung epoch ``min_epochs * eta**k`` a trial continues iff it is in the top
+``ceil(n / eta)`` of the ``n`` trials that have reached that epoch, ranked by non-dominated rank
+and, within a front, by crowding distance (larger first; remaining ties: older trial first).
+Epochs count completed epochs (the first report is epoch 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from nago_pl.errors import NagoError
+from nago_pl.search.pareto import crowding_distance, non_dominated_rank, to_maximization
+from nago_pl.search.study import Objective, Study
+
+
+def _check(min_epochs: int, eta: float) -> None:
+    if not (isinstance(min_epochs, int) and min_epochs >= 1):
+        raise NagoError(f"pruning: min_epochs must be an integer >= 1, got {min_epochs!r}")
+    if not eta > 1:
+        raise NagoError(f"pruning: eta must be > 1, got {eta!r}")
+
+
+def rungs(min_epochs: int, max_epochs: int, eta: float) -> list[int]:
+    """Rung epochs ``min_epochs * eta**k`` below ``max_epochs``, e.g. (1, 27, 3) -> [1, 3, 9]."""
+    _check(min_epochs, eta)
+    out: list[int] = []
+    k = 0
+    while (epoch := round(min_epochs * eta**k)) < max_epochs:
+        out.append(epoch)
+        k += 1
+    return out
+
+
+def rank_order(Y: torch.Tensor) -> list[int]:
+    """Indices of the rows of ``Y`` (maximisation) best first: by non-dominated rank, then by
+    crowding distance within the front, then by index; rows with a non-finite value (a diverged
+    run) come last."""
+    finite = Y.isfinite().all(dim=-1).nonzero().squeeze(-1).tolist()
+    Yf = Y[finite]
+    ranks = non_dominated_rank(Yf)
+    crowd = torch.zeros(len(finite), dtype=torch.float64)
+    for r in ranks.unique():
+        members = (ranks == r).nonzero().squeeze(-1)
+        crowd[members] = crowding_distance(Yf[members])
+    best = sorted(range(len(finite)), key=lambda i: (int(ranks[i]), -float(crowd[i]), i))
+    return [finite[i] for i in best] + [i for i in range(Y.shape[0]) if i not in set(finite)]
+
+
+def should_continue(study: Study, trial_id: int, epoch: int, objectives: Sequence[Objective], *,
+                    min_epochs: int, eta: float, min_trials_at_rung: int | None = None) -> bool:
+    """Whether trial ``trial_id``, which has just reported ``epoch``, should keep training.
+
+    Off-rung epochs always continue, as do rungs reached by fewer than ``min_trials_at_rung``
+    (default ``ceil(eta)``) trials. Compared trials: complete, pruned and running trials with a
+    report at ``epoch``; their objective values are read from their reports up to ``epoch``.
+    """
+    if epoch not in rungs(min_epochs, epoch + 1, eta):
+        return True
+    statuses = {t.id: t.status for t in study.trials(("complete", "pruned", "running"))}
+    metrics = {i: m for i, m in study.metrics_at_epoch(epoch).items() if i in statuses}
+    if trial_id not in metrics:
+        raise ValueError(f"trial {trial_id} has no report at epoch {epoch}")
+    missing = [o.name for o in objectives if o.name not in metrics[trial_id]]
+    if missing:
+        raise NagoError(f"pruning needs objective(s) {missing} in the epoch reports of trial "
+                        f"{trial_id}; it reported: {sorted(metrics[trial_id])}")
+    ids = [i for i, m in metrics.items() if all(o.name in m for o in objectives)]
+    needed = math.ceil(eta) if min_trials_at_rung is None else min_trials_at_rung
+    if len(ids) < needed:
+        return True
+    values = torch.tensor([[metrics[i][o.name] for o in objectives] for i in ids],
+                          dtype=torch.float64)
+    order = rank_order(to_maximization(values, objectives))
+    keep = math.ceil(len(ids) / eta)
+    return ids.index(trial_id) in order[:keep]

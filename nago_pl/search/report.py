@@ -1,0 +1,129 @@
+"""What a search leaves behind: the Pareto front as JSON and a table, and two plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from nago_pl.search.pareto import (  # noqa: E402
+    hypervolume_curve,
+    infer_reference_point,
+    is_non_dominated,
+    to_maximization,
+)
+from nago_pl.search.study import Study, Trial  # noqa: E402
+
+
+def scored_trials(study: Study) -> list[Trial]:
+    """Complete and pruned trials with a value for every objective, in creation order."""
+    names = [o.name for o in study.objectives]
+    return [t for t in study.trials(("complete", "pruned"))
+            if all(n in (t.values or {}) for n in names)]
+
+
+def objective_matrix(study: Study, trials: list[Trial]) -> torch.Tensor:
+    """``n x m`` objective values in maximisation form (min objectives negated, logs applied)."""
+    values = torch.tensor([[t.values[o.name] for o in study.objectives] for t in trials],
+                          dtype=torch.float64).reshape(len(trials), len(study.objectives))
+    return to_maximization(values, study.objectives)
+
+
+def hypervolume_history(study: Study) -> list[float]:
+    """Dominated hypervolume after each scored trial (reference point inferred from all)."""
+    trials = scored_trials(study)
+    if not trials:
+        return []
+    Y = objective_matrix(study, trials)
+    return hypervolume_curve(Y, infer_reference_point(Y))
+
+
+def pareto_records(study: Study) -> list[dict[str, Any]]:
+    """The complete trials on the Pareto front, best first objective first."""
+    first = study.objectives[0]
+    front = sorted(study.best_trials(), key=lambda t: t.values[first.name],
+                   reverse=first.direction == "max")
+    return [
+        {"trial": t.number, "params": t.params, "seed": t.seed, "epochs": t.epochs_reached,
+         "values": t.values, "paths": t.paths}
+        for t in front
+    ]
+
+
+def write_pareto_json(study: Study, path: Path) -> list[dict[str, Any]]:
+    records = pareto_records(study)
+    payload = {"study": study.name,
+               "objectives": [o.describe() for o in study.objectives],
+               "front": records}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return records
+
+
+def plot_pareto(study: Study, path: Path) -> None:
+    """All scored trials on the first two objectives (pruned hollow), the front highlighted."""
+    trials = scored_trials(study)
+    x_obj, y_obj = study.objectives[1], study.objectives[0]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    if trials and len(study.objectives) >= 2:
+        front = {t.id for t in study.best_trials()}
+        for status, marker_face in (("complete", None), ("pruned", "none")):
+            group = [t for t in trials if t.status == status]
+            ax.scatter([t.values[x_obj.name] for t in group],
+                       [t.values[y_obj.name] for t in group], s=28, alpha=0.7,
+                       label=f"{status} ({len(group)})", facecolors=marker_face,
+                       edgecolors="tab:blue")
+        pareto = sorted((t for t in trials if t.id in front), key=lambda t: t.values[x_obj.name])
+        ax.step([t.values[x_obj.name] for t in pareto], [t.values[y_obj.name] for t in pareto],
+                where="post", color="tab:red", marker="o", label="Pareto front")
+        if x_obj.log:
+            ax.set_xscale("log")
+        ax.legend()
+    ax.set_xlabel(f"{x_obj.name} ({x_obj.direction})" if len(study.objectives) > 1 else "")
+    ax.set_ylabel(f"{y_obj.name} ({y_obj.direction})")
+    ax.set_title(f"study {study.name}: {len(trials)} scored trials")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_hypervolume(study: Study, path: Path) -> None:
+    """Hypervolume of the front after each scored trial."""
+    history = hypervolume_history(study)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(1, len(history) + 1), history, marker=".")
+    ax.set_xlabel("scored trials")
+    ax.set_ylabel("hypervolume (maximisation form)")
+    ax.set_title(f"study {study.name}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def front_table(study: Study, records: list[dict[str, Any]]) -> Table:
+    """A rich table of the Pareto front: trial, objective values, hyper-parameters."""
+    table = Table(title=f"Pareto front of study '{study.name}'")
+    table.add_column("trial", justify="right")
+    for objective in study.objectives:
+        table.add_column(objective.describe(), justify="right")
+    table.add_column("epochs", justify="right")
+    table.add_column("hyper-parameters")
+    for record in records:
+        values = [_fmt(record["values"][o.name]) for o in study.objectives]
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in record["params"].items())
+        table.add_row(str(record["trial"]), *values, str(record["epochs"]), params)
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

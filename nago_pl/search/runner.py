@@ -1,0 +1,119 @@
+"""The search loop: ask the strategy, train each trial, record it, write the outputs."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from callbacks.study_reporter import PruningRule
+from nago_pl.search.report import (
+    front_table,
+    hypervolume_history,
+    plot_hypervolume,
+    plot_pareto,
+    write_pareto_json,
+)
+from nago_pl.search.strategies import make_strategy
+from nago_pl.search.study import FINISHED, Objective, Study
+from nago_pl.search.trial import config_path, run_trial, trial_config
+from nago_pl.training.run import train_architecture
+
+
+def open_study(cfg: DictConfig, run_dir: Path) -> Study:
+    """Create or reopen the study ``cfg.study_name`` in ``<run_dir>/study.db``."""
+    space = OmegaConf.to_container(cfg.search.space, resolve=True)
+    for name in space:
+        config_path(name)  # every searched name must map into the training config
+    objectives = [Objective.from_config(o) for o in OmegaConf.to_container(cfg.search.objectives)]
+    return Study.open(run_dir / "study.db", cfg.study_name, space, objectives)
+
+
+def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
+    """Run (or resume) the search until ``cfg.search.trials`` trials have finished."""
+    settings = cfg.search
+    study = open_study(cfg, run_dir)
+    if study.requeued:
+        console.print(f"resuming: {len(study.requeued)} interrupted trial(s) will be re-run")
+    strategy = make_strategy(settings.strategy, space=study.space, objectives=study.objectives,
+                             seed=int(cfg.seed), **OmegaConf.to_container(settings.options))
+    pruning = PruningRule(settings.pruning.min_epochs, settings.pruning.eta) \
+        if settings.pruning.enabled else None
+    base = cfg.copy()
+    base.trainer.enable_progress_bar = False
+    trials_dir = run_dir / "trials"
+    total = int(settings.trials)
+
+    def finished() -> int:
+        return len(study.trials(FINISHED))
+
+    columns = (TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("", total=total, completed=finished())
+        while (done := finished()) < total:
+            batch = strategy.ask(study, n=min(int(settings.batch_size), total - done))
+            for trial in batch:
+                best = _best_hv(study)
+
+                def show_epoch(epoch: int, number: int = trial.number, hv: str = best) -> None:
+                    progress.update(task, description=f"trial {number} epoch {epoch} · best HV {hv}")
+
+                show_epoch(0)
+                outcome = run_trial(study, trial, base, trials_dir, pruning, show_epoch)
+                if outcome.status == "failed":
+                    console.print(f"[yellow]trial {outcome.number} failed:[/] {outcome.error}",
+                                  highlight=False)
+                progress.update(task, completed=finished())
+    return study
+
+
+def _best_hv(study: Study) -> str:
+    history = hypervolume_history(study)
+    return f"{history[-1]:.4g}" if history else "-"
+
+
+def write_outputs(study: Study, run_dir: Path, console: Console) -> list[dict[str, Any]]:
+    """``pareto.json``, ``pareto.png``, ``hypervolume.png`` and the front as a table."""
+    records = write_pareto_json(study, run_dir / "pareto.json")
+    plot_pareto(study, run_dir / "pareto.png")
+    plot_hypervolume(study, run_dir / "hypervolume.png")
+    console.print(front_table(study, records))
+    counts = {s: len(study.trials((s,))) for s in FINISHED}
+    console.print(" · ".join(f"{n} {s}" for s, n in counts.items()) + f" · outputs in {run_dir}")
+    return records
+
+
+def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Path,
+                     console: Console) -> dict[str, Any]:
+    """NAGO's protocol: retrain ``samples`` architectures (other seeds) of each of the ``top``
+    front generators for ``max_epochs`` and report test accuracy mean ± std (``final.json``).
+    Samples already trained (their ``metrics.json`` exists) are not trained again."""
+    final = cfg.search.final
+    base = cfg.copy()
+    base.trainer.enable_progress_bar = False
+    results = {}
+    for record in records[: int(final.top)]:
+        accuracies = []
+        for sample in range(int(final.samples)):
+            sample_dir = run_dir / "final" / f"trial{record['trial']:04d}" / f"sample{sample}"
+            metrics_file = sample_dir / "metrics.json"
+            if not metrics_file.is_file():
+                seed = 1_000_003 * (sample + 1) + int(record["seed"])
+                cfg_sample = trial_config(base, record["params"], seed,
+                                          final.max_epochs)
+                train_architecture(cfg_sample, sample_dir)
+            accuracies.append(json.loads(metrics_file.read_text())["test_acc"])
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        results[record["trial"]] = {"params": record["params"], "test_acc": accuracies,
+                                    "mean": statistics.fmean(accuracies), "std": spread}
+        console.print(f"final: trial {record['trial']} test acc "
+                      f"{results[record['trial']]['mean']:.4f} ± {spread:.4f} "
+                      f"over {len(accuracies)} samples")
+    (run_dir / "final.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results

@@ -1,0 +1,226 @@
+"""The search box of generator hyper-parameters and its encoding to the unit cube.
+
+Every searched parameter maps to one coordinate of ``[0, 1]^d``. Floats map linearly (or
+linearly in log space). Integers own equal-width bins of the unit interval (equal-width in log
+space for ``log`` integers, over ``[low - 0.5, high + 0.5]``): a unit value decodes to the integer
+whose bin contains it, and an integer encodes to the centre of its bin, so a decoded-then-encoded
+point is exactly the value that was evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from nago_pl.errors import NagoError
+
+ParamKind = Literal["int", "float"]
+
+_RANGE_KEYS = {"type", "low", "high", "log"}
+_FIXED_KEYS = {"value"}
+
+#: The NAGO generator space (NAGO.md section 1); the YAML config mirrors it.
+NAGO_SPACE: dict[str, dict[str, Any]] = {
+    "G1_nodes": {"type": "int", "low": 3, "high": 10},
+    "G1_K": {"type": "int", "low": 2, "high": 5},
+    "G1_P": {"type": "float", "low": 0.1, "high": 1.0},
+    "G2_nodes": {"type": "int", "low": 1, "high": 10},
+    "G2_P": {"type": "float", "low": 0.2, "high": 1.0},
+    "G3_nodes": {"type": "int", "low": 3, "high": 10},
+    "G3_K": {"type": "int", "low": 2, "high": 5},
+    "G3_P": {"type": "float", "low": 0.1, "high": 1.0},
+}
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched hyper-parameter: an integer or float range, optionally on a log scale."""
+
+    name: str
+    kind: ParamKind
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        where = f"search space parameter '{self.name}'"
+        if self.kind not in ("int", "float"):
+            raise NagoError(f"{where}: type must be 'int' or 'float', got {self.kind!r}")
+        if not (_is_number(self.low) and _is_number(self.high)):
+            raise NagoError(f"{where}: low and high must be finite numbers, "
+                            f"got low={self.low!r}, high={self.high!r}")
+        if self.kind == "int" and not (float(self.low).is_integer()
+                                       and float(self.high).is_integer()):
+            raise NagoError(f"{where}: an int parameter needs integral bounds, "
+                            f"got low={self.low!r}, high={self.high!r}")
+        if not self.low < self.high:
+            raise NagoError(f"{where}: low must be < high, got low={self.low!r}, "
+                            f"high={self.high!r} (use {{value: x}} to fix a parameter)")
+        if not isinstance(self.log, bool):
+            raise NagoError(f"{where}: log must be true or false, got {self.log!r}")
+        if self.log and self.low <= 0:
+            raise NagoError(f"{where}: log scale needs low > 0, got low={self.low!r}")
+        if self.kind == "int":
+            object.__setattr__(self, "low", int(self.low))
+            object.__setattr__(self, "high", int(self.high))
+        else:
+            object.__setattr__(self, "low", float(self.low))
+            object.__setattr__(self, "high", float(self.high))
+
+    @property
+    def n_values(self) -> int:
+        """Number of distinct integers (int parameters only)."""
+        return int(self.high - self.low) + 1
+
+    def _edges(self) -> tuple[float, float]:
+        """The interval the unit coordinate spans, in (log) value space."""
+        lo, hi = (self.low - 0.5, self.high + 0.5) if self.kind == "int" else (self.low, self.high)
+        return (math.log(lo), math.log(hi)) if self.log else (lo, hi)
+
+    def bin_edges(self) -> Tensor:
+        """Unit-interval edges of the integer bins (``n_values + 1`` increasing points)."""
+        offsets = torch.arange(self.n_values + 1, dtype=torch.float64) + (self.low - 0.5)
+        a, b = self._edges()
+        edges = ((offsets.log() if self.log else offsets) - a) / (b - a)
+        edges[0], edges[-1] = 0.0, 1.0
+        return edges
+
+    def encode(self, value: Any) -> float:
+        """Unit coordinate of ``value`` (the bin centre for integers)."""
+        if not _is_number(value):
+            raise NagoError(f"parameter '{self.name}': expected a number, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise NagoError(f"parameter '{self.name}': {value!r} is outside "
+                            f"[{self.low}, {self.high}]")
+        if self.kind == "int":
+            if not float(value).is_integer():
+                raise NagoError(f"parameter '{self.name}' is an int, got {value!r}")
+            edges = self.bin_edges()
+            i = int(value) - int(self.low)
+            return float((edges[i] + edges[i + 1]) / 2)
+        a, b = self._edges()
+        return ((math.log(value) if self.log else value) - a) / (b - a)
+
+    def decode(self, u: Tensor) -> list[int] | list[float]:
+        """Values of the unit coordinates ``u`` (1-D): Python ints or floats."""
+        u = u.to(torch.float64).clamp(0.0, 1.0)
+        if self.kind == "int":
+            idx = torch.searchsorted(self.bin_edges(), u, right=True) - 1
+            return [int(self.low) + int(i) for i in idx.clamp(0, self.n_values - 1)]
+        a, b = self._edges()
+        raw = a + u * (b - a)
+        vals = raw.exp() if self.log else raw
+        return [min(max(float(v), self.low), self.high) for v in vals]
+
+
+class SearchSpace:
+    """Searched parameters (the unit-cube coordinates, in order) plus fixed values."""
+
+    def __init__(self, params: list[Param], fixed: dict[str, Any] | None = None) -> None:
+        fixed = dict(fixed or {})
+        names = [p.name for p in params]
+        dupes = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(fixed)))
+        if dupes:
+            raise NagoError(f"search space: parameter(s) defined more than once: {dupes}")
+        if not params:
+            raise NagoError("search space: needs at least one searched parameter "
+                            "({type: int|float, low: .., high: ..})")
+        self.params = list(params)
+        self.fixed = fixed
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any]) -> SearchSpace:
+        """Build from ``{name: {type, low, high, log}}`` / ``{name: {value}}`` (validated)."""
+        if not isinstance(mapping, Mapping):
+            raise NagoError(f"search space: expected a mapping of parameter names to specs, "
+                            f"got {type(mapping).__name__}")
+        params, fixed = [], {}
+        for name, spec in mapping.items():
+            if not isinstance(name, str) or not name:
+                raise NagoError(f"search space: parameter names must be non-empty strings, "
+                                f"got {name!r}")
+            if not isinstance(spec, Mapping):
+                raise NagoError(f"search space parameter '{name}': expected a mapping "
+                                f"{{type, low, high[, log]}} or {{value}}, got {spec!r}")
+            keys = set(spec)
+            if "value" in keys:
+                if keys != _FIXED_KEYS:
+                    raise NagoError(f"search space parameter '{name}': a fixed parameter takes "
+                                    f"only 'value', got keys {sorted(keys)}")
+                fixed[name] = spec["value"]
+                continue
+            unknown = keys - _RANGE_KEYS
+            if unknown:
+                raise NagoError(f"search space parameter '{name}': unknown key(s) "
+                                f"{sorted(unknown)}; allowed: type, low, high, log (or value)")
+            missing = {"type", "low", "high"} - keys
+            if missing:
+                raise NagoError(f"search space parameter '{name}': missing key(s) "
+                                f"{sorted(missing)}; a range needs type, low, high[, log]")
+            params.append(Param(name, spec["type"], spec["low"], spec["high"],
+                                spec.get("log", False)))
+        return cls(params, fixed)
+
+    def to_config(self) -> dict[str, dict[str, Any]]:
+        """The canonical mapping form (inverse of :meth:`from_config`)."""
+        out: dict[str, dict[str, Any]] = {
+            p.name: {"type": p.kind, "low": p.low, "high": p.high, "log": p.log}
+            for p in self.params
+        }
+        out.update({k: {"value": v} for k, v in self.fixed.items()})
+        return out
+
+    @property
+    def dim(self) -> int:
+        """Number of searched parameters (the unit cube's dimension)."""
+        return len(self.params)
+
+    @property
+    def names(self) -> list[str]:
+        """Searched parameter names, in coordinate order."""
+        return [p.name for p in self.params]
+
+    def bounds(self) -> Tensor:
+        """``2 x d`` bounds of the unit cube (float64)."""
+        return torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).to(torch.float64)
+
+    def to_unit(self, configs: list[Mapping[str, Any]]) -> Tensor:
+        """Encode configs to an ``n x d`` float64 tensor in the unit cube (fixed keys ignored)."""
+        rows = []
+        for config in configs:
+            missing = [n for n in self.names if n not in config]
+            if missing:
+                raise NagoError(f"config {dict(config)} lacks searched parameter(s) {missing}")
+            rows.append([p.encode(config[p.name]) for p in self.params])
+        return torch.tensor(rows, dtype=torch.float64).reshape(len(rows), self.dim)
+
+    def from_unit(self, X: Tensor) -> list[dict[str, Any]]:
+        """Decode an ``n x d`` tensor of unit points to configs (fixed values merged in)."""
+        if X.ndim != 2 or X.shape[-1] != self.dim:
+            raise ValueError(f"expected an n x {self.dim} tensor, got shape {tuple(X.shape)}")
+        columns = [p.decode(X[:, j]) for j, p in enumerate(self.params)]
+        return [{**dict(zip(self.names, row, strict=True)), **self.fixed}
+                for row in zip(*columns, strict=True)]
+
+    def round_unit(self, X: Tensor) -> Tensor:
+        """Snap unit points to what they decode to (integers to their bin centres)."""
+        return self.to_unit(self.from_unit(X))
+
+    def sobol(self, n: int, seed: int) -> list[dict[str, Any]]:
+        """``n`` configs from a scrambled Sobol sequence (prefixes agree across ``n``)."""
+        engine = torch.quasirandom.SobolEngine(self.dim, scramble=True, seed=seed)
+        return self.from_unit(engine.draw(n, dtype=torch.float64))
+
+    def uniform(self, n: int, seed: int) -> list[dict[str, Any]]:
+        """``n`` configs drawn uniformly at random from the unit cube."""
+        gen = torch.Generator().manual_seed(seed)
+        return self.from_unit(torch.rand(n, self.dim, generator=gen, dtype=torch.float64))

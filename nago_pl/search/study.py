@@ -1,0 +1,474 @@
+"""The Study: every trial of a search and its per-epoch reports, in one SQLite file.
+
+One file may hold several studies (by name). Every write is one committed ``BEGIN IMMEDIATE``
+transaction, the journal is in WAL mode, so a process killed at any point leaves a consistent
+database. Re-opening a study re-queues the trials that were ``running`` (their reports dropped,
+params/seed/budget kept) and :meth:`Study.next_queued` hands them out again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from nago_pl.errors import NagoError
+from nago_pl.search.pareto import is_non_dominated, to_maximization
+from nago_pl.search.space import SearchSpace
+
+STATUSES = ("queued", "running", "complete", "pruned", "failed")
+FINISHED = ("complete", "pruned", "failed")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    space TEXT NOT NULL,
+    objectives TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    number INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    budget INTEGER,
+    status TEXT NOT NULL CHECK (status IN {STATUSES}),
+    epochs_reached INTEGER,
+    objective_values TEXT,
+    error TEXT,
+    started TEXT,
+    finished TEXT,
+    duration REAL,
+    paths TEXT NOT NULL DEFAULT '{{}}',
+    info TEXT NOT NULL DEFAULT '{{}}',
+    UNIQUE (study_id, number)
+);
+CREATE INDEX IF NOT EXISTS trials_by_status ON trials (study_id, status);
+CREATE TABLE IF NOT EXISTS reports (
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    epoch INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (trial_id, epoch)
+);
+"""
+
+_TRIAL_COLUMNS = ("id, number, params, seed, budget, status, epochs_reached, objective_values, "
+                  "error, started, finished, duration, paths, info")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _seconds_between(start: str | None, end: str) -> float | None:
+    if start is None:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def check_seed(seed: int) -> int:
+    """Validate a strategy seed (a non-negative integer) and return it."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise NagoError(f"search seed must be a non-negative integer, got {seed!r}")
+    return seed
+
+
+def trial_seed(seed: int, index: int, stream: int = 0) -> int:
+    """Deterministic, decorrelated seed for the ``index``-th trial of a strategy seeded ``seed``:
+    stream 0 is the trial's own (training) seed, other streams are a strategy's proposal RNGs."""
+    return int(np.random.SeedSequence([seed, index, stream]).generate_state(1)[0] >> 1)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A quantity to optimise: a metric name, ``"max"`` or ``"min"``, and whether the surrogate
+    models ``log(value)`` (for positive, wide-ranging values such as parameter counts)."""
+
+    name: str
+    direction: Literal["max", "min"]
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise NagoError(f"objective name must be a non-empty string, got {self.name!r}")
+        if self.direction not in ("max", "min"):
+            raise NagoError(f"objective '{self.name}': direction must be 'max' or 'min', "
+                            f"got {self.direction!r}")
+        if not isinstance(self.log, bool):
+            raise NagoError(f"objective '{self.name}': log must be true or false, "
+                            f"got {self.log!r}")
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any]) -> Objective:
+        """Build from ``{name, direction[, log]}``."""
+        unknown = set(mapping) - {"name", "direction", "log"}
+        if unknown:
+            raise NagoError(f"objective {dict(mapping)}: unknown key(s) {sorted(unknown)}; "
+                            f"allowed: name, direction, log")
+        if "name" not in mapping or "direction" not in mapping:
+            raise NagoError(f"objective {dict(mapping)}: needs 'name' and 'direction' "
+                            f"('max' or 'min')")
+        return cls(mapping["name"], mapping["direction"], mapping.get("log", False))
+
+    def describe(self) -> str:
+        """Short form such as ``params:min(log)``."""
+        return f"{self.name}:{self.direction}{'(log)' if self.log else ''}"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One row of the trials table (per-epoch reports: :meth:`Study.reports`)."""
+
+    id: int
+    number: int
+    params: dict[str, Any]
+    seed: int
+    budget: int | None
+    status: str
+    epochs_reached: int | None
+    values: dict[str, float] | None
+    error: str | None
+    started: str | None
+    finished: str | None
+    duration: float | None
+    paths: dict[str, str] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _trial_from_row(row: tuple) -> Trial:
+    (id_, number, params, seed, budget, status, epochs, values, error, started, finished,
+     duration, paths, info) = row
+    return Trial(id_, number, json.loads(params), seed, budget, status, epochs,
+                 None if values is None else json.loads(values), error, started, finished,
+                 duration, json.loads(paths), json.loads(info))
+
+
+def _merge(reports: Sequence[str]) -> dict[str, float]:
+    """Metrics of several reports (JSON, in epoch order), later ones overriding earlier ones."""
+    merged: dict[str, float] = {}
+    for text in reports:
+        merged.update(json.loads(text))
+    return merged
+
+
+def _coerce_objectives(objectives: Sequence[Objective | Mapping[str, Any]]) -> list[Objective]:
+    objs = [o if isinstance(o, Objective) else Objective.from_config(o) for o in objectives]
+    if not objs:
+        raise NagoError("a study needs at least one objective ({name, direction: max|min})")
+    names = [o.name for o in objs]
+    if len(set(names)) != len(names):
+        raise NagoError(f"objective names must be unique, got {names}")
+    return objs
+
+
+class Study:
+    """Persistent record of one search. Use :meth:`Study.open`, not the constructor."""
+
+    def __init__(self, conn: sqlite3.Connection, study_id: int, name: str, path: str,
+                 space: SearchSpace, objectives: list[Objective]) -> None:
+        self._conn = conn
+        self._id = study_id
+        self.name = name
+        self.path = path
+        self.space = space
+        self.objectives = objectives
+        self.requeued: list[Trial] = []
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, path: str | Path, name: str,
+             space_config: Mapping[str, Any] | SearchSpace,
+             objectives: Sequence[Objective | Mapping[str, Any]], *,
+             requeue: bool = True) -> Study:
+        """Create the study ``name`` in the SQLite file ``path`` (or ``":memory:"``), or reopen it.
+
+        Reopening with another space or other objectives raises :class:`NagoError`. With
+        ``requeue`` (the default; a worker process that only reports passes False) the trials
+        left ``running`` by a dead process are re-queued; they are listed in ``study.requeued``.
+        """
+        space = (space_config if isinstance(space_config, SearchSpace)
+                 else SearchSpace.from_config(space_config))
+        objs = _coerce_objectives(objectives)
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as err:
+            raise NagoError(f"cannot open study database {path}: {err}") from err
+        try:
+            study = cls._attach(conn, path, name, space, objs)
+        except sqlite3.Error as err:
+            conn.close()
+            raise NagoError(f"cannot open study database {path}: {err}") from err
+        except BaseException:
+            conn.close()
+            raise
+        if requeue:
+            study.requeued = study._requeue_running()
+        return study
+
+    @classmethod
+    def _attach(cls, conn: sqlite3.Connection, path: str, name: str, space: SearchSpace,
+                objs: list[Objective]) -> Study:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        space_json = json.dumps(space.to_config(), sort_keys=True)
+        objs_json = json.dumps([asdict(o) for o in objs])
+        study = cls(conn, -1, name, path, space, objs)
+        with study._tx():
+            row = conn.execute("SELECT id, space, objectives FROM studies WHERE name = ?",
+                               (name,)).fetchone()
+            if row is None:
+                cur = conn.execute("INSERT INTO studies (name, space, objectives, created) "
+                                   "VALUES (?, ?, ?, ?)", (name, space_json, objs_json, _now()))
+                study._id = cur.lastrowid
+            else:
+                study._id = row[0]
+                _check_same(name, path, json.loads(row[1]), json.loads(space_json),
+                            [Objective(**o) for o in json.loads(row[2])], objs)
+        return study
+
+    def _requeue_running(self) -> list[Trial]:
+        with self._tx() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM trials WHERE study_id = ? AND status = 'running' "
+                "ORDER BY number", (self._id,))]
+            for trial_id in ids:
+                conn.execute("DELETE FROM reports WHERE trial_id = ?", (trial_id,))
+                conn.execute("UPDATE trials SET status = 'queued', epochs_reached = NULL, "
+                             "objective_values = NULL, started = NULL, finished = NULL, "
+                             "duration = NULL WHERE id = ?", (trial_id,))
+        return [self.trial(i) for i in ids]
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # ---------------------------------------------------------------- writing
+    def add_trial(self, params: Mapping[str, Any], seed: int, budget: int | None = None,
+                  info: Mapping[str, Any] | None = None) -> Trial:
+        """Record a new trial that starts now (status ``running``)."""
+        return self._insert(params, seed, budget, info, "running")
+
+    def enqueue(self, params: Mapping[str, Any], seed: int, budget: int | None = None,
+                info: Mapping[str, Any] | None = None) -> Trial:
+        """Record a trial to run later (status ``queued``; handed out by :meth:`next_queued`)."""
+        return self._insert(params, seed, budget, info, "queued")
+
+    def _insert(self, params: Mapping[str, Any], seed: int, budget: int | None,
+                info: Mapping[str, Any] | None, status: str) -> Trial:
+        self.space.to_unit([params])  # validates: every searched name, in range
+        params = {**self.space.fixed, **params}
+        with self._tx() as conn:
+            number = conn.execute("SELECT COALESCE(MAX(number) + 1, 0) FROM trials "
+                                  "WHERE study_id = ?", (self._id,)).fetchone()[0]
+            cur = conn.execute(
+                "INSERT INTO trials (study_id, number, params, seed, budget, status, started, "
+                "info) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self._id, number, json.dumps(params), int(seed),
+                 None if budget is None else int(budget), status,
+                 _now() if status == "running" else None, json.dumps(dict(info or {}))))
+        return self.trial(cur.lastrowid)
+
+    def next_queued(self) -> Trial | None:
+        """Mark the oldest queued trial running and return it (None when none is queued)."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT id FROM trials WHERE study_id = ? AND status = 'queued' "
+                               "ORDER BY number LIMIT 1", (self._id,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE trials SET status = 'running', started = ? WHERE id = ?",
+                         (_now(), row[0]))
+        return self.trial(row[0])
+
+    def take_queued(self, n: int) -> list[Trial]:
+        """Up to ``n`` queued trials, marked running (what every strategy's ``ask`` does first)."""
+        out: list[Trial] = []
+        while len(out) < n and (trial := self.next_queued()) is not None:
+            out.append(trial)
+        return out
+
+    def report(self, trial_id: int, epoch: int, metrics: Mapping[str, Any]) -> None:
+        """Store the metrics of a running trial after ``epoch`` (completed epochs, 1-based)."""
+        values = {k: float(v) for k, v in metrics.items()}
+        with self._tx() as conn:
+            self._require(conn, trial_id, ("running",))
+            conn.execute("INSERT OR REPLACE INTO reports (trial_id, epoch, metrics, time) "
+                         "VALUES (?, ?, ?, ?)", (trial_id, int(epoch), json.dumps(values), _now()))
+            conn.execute("UPDATE trials SET epochs_reached = MAX(COALESCE(epochs_reached, 0), ?) "
+                         "WHERE id = ?", (int(epoch), trial_id))
+
+    def tell(self, trial_id: int, values: Mapping[str, Any] | None,
+             status: Literal["complete", "pruned"] = "complete", epochs: int | None = None,
+             paths: Mapping[str, str] | None = None) -> Trial:
+        """Finish a running trial with its final values (merged over its reports: a value only
+        reported per epoch, e.g. a parameter count sent with the first report, is kept)."""
+        if status not in ("complete", "pruned"):
+            raise ValueError(f"tell() status must be 'complete' or 'pruned', got {status!r}")
+        end = _now()
+        with self._tx() as conn:
+            started, old_paths = self._require(conn, trial_id, ("running",))
+            reports = [r[0] for r in conn.execute(
+                "SELECT metrics FROM reports WHERE trial_id = ? ORDER BY epoch", (trial_id,))]
+            final = {**_merge(reports), **{k: float(v) for k, v in (values or {}).items()}}
+            missing = [o.name for o in self.objectives if o.name not in final]
+            if status == "complete" and missing:
+                raise NagoError(f"trial {trial_id} has no value for objective(s) {missing}; "
+                                f"it reported: {sorted(final) or 'nothing'}")
+            conn.execute(
+                "UPDATE trials SET status = ?, objective_values = ?, finished = ?, duration = ?, "
+                "epochs_reached = COALESCE(?, epochs_reached), paths = ? WHERE id = ?",
+                (status, json.dumps(final), end, _seconds_between(started, end), epochs,
+                 json.dumps({**json.loads(old_paths), **(paths or {})}), trial_id))
+        return self.trial(trial_id)
+
+    def prune(self, trial_id: int, values: Mapping[str, Any] | None = None) -> Trial:
+        """Stop a running trial early; its values default to its last reported ones."""
+        return self.tell(trial_id, values, status="pruned")
+
+    def fail(self, trial_id: int, error: str) -> Trial:
+        """Mark a running or queued trial failed, keeping the error text."""
+        end = _now()
+        with self._tx() as conn:
+            started, _ = self._require(conn, trial_id, ("running", "queued"))
+            conn.execute("UPDATE trials SET status = 'failed', error = ?, finished = ?, "
+                         "duration = ? WHERE id = ?",
+                         (str(error), end, _seconds_between(started, end), trial_id))
+        return self.trial(trial_id)
+
+    def set_paths(self, trial_id: int, paths: Mapping[str, str]) -> None:
+        """Merge ``paths`` (arch JSON, checkpoint, run dir...) into the trial's paths."""
+        with self._tx() as conn:
+            _, old = self._require(conn, trial_id, STATUSES)
+            conn.execute("UPDATE trials SET paths = ? WHERE id = ?",
+                         (json.dumps({**json.loads(old), **paths}), trial_id))
+
+    def _require(self, conn: sqlite3.Connection, trial_id: int,
+                 statuses: Sequence[str]) -> tuple[str | None, str]:
+        row = conn.execute("SELECT status, started, paths FROM trials WHERE id = ? AND "
+                           "study_id = ?", (trial_id, self._id)).fetchone()
+        if row is None:
+            raise ValueError(f"study '{self.name}' has no trial with id {trial_id}")
+        if row[0] not in statuses:
+            raise ValueError(f"trial {trial_id} is {row[0]}, expected {' or '.join(statuses)}")
+        return row[1], row[2]
+
+    # ---------------------------------------------------------------- reading
+    def trial(self, trial_id: int) -> Trial:
+        """The trial with database id ``trial_id``."""
+        row = self._conn.execute(f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE id = ? AND "
+                                 "study_id = ?", (trial_id, self._id)).fetchone()
+        if row is None:
+            raise ValueError(f"study '{self.name}' has no trial with id {trial_id}")
+        return _trial_from_row(row)
+
+    def trials(self, statuses: Sequence[str] | None = None) -> list[Trial]:
+        """All trials (or those with one of ``statuses``), in creation order."""
+        statuses = tuple(STATUSES if statuses is None else statuses)
+        bad = set(statuses) - set(STATUSES)
+        if bad:
+            raise ValueError(f"unknown status(es) {sorted(bad)}; allowed: {', '.join(STATUSES)}")
+        marks = ", ".join("?" * len(statuses))
+        rows = self._conn.execute(f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE study_id = ? AND "
+                                  f"status IN ({marks}) ORDER BY number", (self._id, *statuses))
+        return [_trial_from_row(r) for r in rows]
+
+    def n_trials(self) -> int:
+        """Number of trials ever created in this study (any status)."""
+        return self._conn.execute("SELECT COUNT(*) FROM trials WHERE study_id = ?",
+                                  (self._id,)).fetchone()[0]
+
+    def reports(self, trial_id: int) -> dict[int, dict[str, float]]:
+        """Per-epoch metrics of one trial, ``{epoch: metrics}`` in epoch order."""
+        rows = self._conn.execute("SELECT epoch, metrics FROM reports WHERE trial_id = ? "
+                                  "ORDER BY epoch", (trial_id,))
+        return {epoch: json.loads(metrics) for epoch, metrics in rows}
+
+    def metrics_at_epoch(self, epoch: int) -> dict[int, dict[str, float]]:
+        """``{trial id: metrics}`` for every trial with a report at ``epoch``; each trial's metrics
+        merge its reports up to that epoch (so values sent once, in an early report, are kept)."""
+        rows = self._conn.execute(
+            "SELECT r.trial_id, r.metrics FROM reports r JOIN trials t ON t.id = r.trial_id "
+            "WHERE t.study_id = ? AND r.epoch <= ? AND r.trial_id IN (SELECT trial_id FROM "
+            "reports WHERE epoch = ?) ORDER BY r.trial_id, r.epoch", (self._id, epoch, epoch))
+        grouped: dict[int, list[str]] = {}
+        for trial_id, metrics in rows:
+            grouped.setdefault(trial_id, []).append(metrics)
+        return {trial_id: _merge(texts) for trial_id, texts in grouped.items()}
+
+    def observations(self, objectives: Sequence[Objective] | None = None
+                     ) -> tuple[list[dict[str, Any]], Tensor]:
+        """Params and natural-unit objective values (``n x m`` float64) of the complete and the
+        pruned trials (the latter with their last reported values); trials lacking a finite
+        value for some objective are left out."""
+        objectives = self.objectives if objectives is None else objectives
+        params, rows = [], []
+        for trial in self.trials(("complete", "pruned")):
+            values = trial.values or {}
+            row = [values.get(o.name, math.nan) for o in objectives]
+            if all(isinstance(v, int | float) and math.isfinite(v) for v in row):
+                params.append(trial.params)
+                rows.append(row)
+        return params, torch.tensor(rows, dtype=torch.float64).reshape(len(rows),
+                                                                       len(objectives))
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Params of the trials awaiting a result (running or queued)."""
+        return [t.params for t in self.trials(("running", "queued"))]
+
+    def best_trials(self) -> list[Trial]:
+        """The complete trials on the Pareto front of the study's objectives."""
+        done = [t for t in self.trials(("complete",))
+                if all(o.name in (t.values or {}) for o in self.objectives)]
+        if not done:
+            return []
+        Y = to_maximization(torch.tensor([[t.values[o.name] for o in self.objectives]
+                                          for t in done], dtype=torch.float64), self.objectives)
+        return [t for t, keep in zip(done, is_non_dominated(Y).tolist(), strict=True) if keep]
+
+
+def _check_same(name: str, path: str, stored_space: dict, space: dict,
+                stored_objs: list[Objective], objs: list[Objective]) -> None:
+    """Raise NagoError naming how a reopened study's space/objectives differ from the stored."""
+    if stored_space != space:
+        changes = [f"{k} changed ({stored_space[k]} -> {space[k]})"
+                   for k in stored_space if k in space and stored_space[k] != space[k]]
+        changes += [f"{k} added" for k in space if k not in stored_space]
+        changes += [f"{k} removed" for k in stored_space if k not in space]
+        raise NagoError(f"study '{name}' in {path} was created with a different search space: "
+                        f"{'; '.join(changes)} (use a new study name or the original space)")
+    if stored_objs != objs:
+        raise NagoError(f"study '{name}' in {path} was created with objectives "
+                        f"[{', '.join(o.describe() for o in stored_objs)}], given "
+                        f"[{', '.join(o.describe() for o in objs)}] (use a new study name)")

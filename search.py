@@ -1,0 +1,48 @@
+"""Run (or resume) a NAGO search: ``python search.py [hydra overrides]``.
+
+Examples::
+
+    python search.py                                  # digits on CPU, mobo, 20 trials
+    python search.py search=random study_name=baseline
+    python search.py search.trials=40 search.final.top=2
+    python search.py dataset=cifar10 dataset.root=/data/cifar-10-batches-py trainer=gpu search.trials=60
+
+Re-running the same command (same ``study_name``) continues the study in ``runs/search/<name>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from rich.console import Console
+
+from nago_pl.config import register_configs
+from nago_pl.errors import NagoError
+from nago_pl.search.runner import final_evaluation, run_search, write_outputs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="search")
+def main(cfg: DictConfig) -> None:
+    console = Console()
+    # One Trainer per trial: keep Lightning's per-Trainer banners out of the search's output.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        study = run_search(cfg, run_dir, console)
+        records = write_outputs(study, run_dir, console)
+        if cfg.search.final.top > 0:
+            final_evaluation(cfg, records, run_dir, console)
+    except NagoError as err:
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

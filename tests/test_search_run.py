@@ -1,0 +1,142 @@
+"""search.py end to end on digits: outputs, resume after kill -9, failure isolation, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from nago_pl.config import compose
+from nago_pl.errors import NagoError
+from nago_pl.search.runner import open_study, run_search, write_outputs
+from nago_pl.search.trial import trial_config
+
+ROOT = Path(__file__).resolve().parents[1]
+# A small, fast slice of the space: few nodes, small networks, short trainings.
+FAST = [
+    "search.space.G1_nodes.high=4", "search.space.G2_nodes.high=2", "search.space.G3_nodes.high=4",
+    "network.param_limit=30000", "network.head_channels=64", "trainer.max_epochs=3",
+    "search.pruning.min_epochs=1", "logger=none",
+]
+
+
+def run_search_cli(run_dir: Path, *overrides: str, **kwargs) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "search.py", f"hydra.run.dir={run_dir}", *FAST,
+                             *overrides], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def rows(db: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(query).fetchall()
+
+
+@pytest.mark.slow
+def test_search_writes_its_outputs(tmp_path: Path) -> None:
+    proc = run_search_cli(tmp_path, "search.trials=5", "study_name=e2e",
+                          "search.options.n_init=3")
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    for name in ("study.db", "pareto.json", "pareto.png", "hypervolume.png"):
+        assert (tmp_path / name).is_file(), name
+    statuses = [r[0] for r in rows(tmp_path / "study.db", "SELECT status FROM trials")]
+    assert len(statuses) == 5 and set(statuses) <= {"complete", "pruned", "failed"}
+    front = json.loads((tmp_path / "pareto.json").read_text())["front"]
+    assert front, "a finished search has a non-empty front"
+    for record in front:
+        assert Path(record["paths"]["architecture"]).is_file()
+        assert 0 < record["values"]["val_acc"] <= 1 and record["values"]["params"] <= 30000
+        assert isinstance(record["params"]["G1_nodes"], int)
+    assert "Pareto front of study 'e2e'" in out
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_in_the_middle_of_a_trial(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    args = ("search.trials=3", "study_name=resume", "trainer.max_epochs=6", "search=random")
+    proc = run_search_cli(tmp_path, *args, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # wait for trial 1 to report an epoch, then kill -9
+        time.sleep(0.5)
+        if db.is_file() and rows(db, "SELECT 1 FROM reports r JOIN trials t ON t.id = r.trial_id "
+                                     "WHERE t.number = 1 AND t.status = 'running'"):
+            break
+    else:
+        proc.kill()
+        pytest.fail("trial 1 never reported an epoch")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = rows(db, "SELECT number, status, params, seed, finished FROM trials ORDER BY number")
+    assert before[0][1] in ("complete", "pruned") and before[1][1] == "running"
+
+    proc = run_search_cli(tmp_path, *args)
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    assert "resuming: 1 interrupted trial(s)" in out
+    after = rows(db, "SELECT number, status, params, seed, finished FROM trials ORDER BY number")
+    assert [r[0] for r in after] == [0, 1, 2]  # nothing duplicated
+    assert after[0] == before[0]  # the finished trial is kept as it was
+    assert after[1][2:4] == before[1][2:4]  # the interrupted one re-ran with its params and seed
+    assert all(r[1] in ("complete", "pruned") for r in after)
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
+    # param_limit far below any network: every trial fails while building its network
+    cfg = compose("search", [*FAST, "search=random", "search.trials=2",
+                             "search.space.param_limit.low=10", "search.space.param_limit.high=20"])
+    study = run_search(cfg, tmp_path, Console(quiet=True))
+    failed = study.trials(("failed",))
+    assert len(failed) == 2
+    assert all("param_limit" in t.error and "raise the limit" in t.error for t in failed)
+    assert write_outputs(study, tmp_path, Console(quiet=True)) == []
+    assert (tmp_path / "pareto.png").is_file()
+
+
+def test_trial_config_maps_search_names_into_the_training_config() -> None:
+    base = compose("search")
+    cfg = trial_config(base, {"G1_nodes": 5, "param_limit": 12345, "stage_ratio_2": 2.0}, 7, 4)
+    assert cfg.generator.G1_nodes == 5 and cfg.network.param_limit == 12345
+    assert list(cfg.generator.stage_ratios) == [1.0, 1.0, 2.0]
+    assert cfg.seed == 7 and cfg.trainer.max_epochs == 4
+    assert base.generator.G1_nodes == 8  # the base config is untouched
+    with pytest.raises(NagoError, match="G9_nodes: not a searchable name"):
+        trial_config(base, {"G9_nodes": 1}, 0)
+
+
+def test_unknown_space_name_is_rejected_before_any_trial(tmp_path: Path) -> None:
+    cfg = compose("search", ["+search.space.G9_nodes={type:int,low:1,high:3}"])
+    with pytest.raises(NagoError, match="search.space.G9_nodes"):
+        open_study(cfg, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("search.strategy=hyperband", "unknown search strategy 'hyperband'; allowed: bohb, mobo"),
+     ("search.space.G1_nodes.low=20", "G1_nodes")],
+)
+def test_bad_search_settings_are_one_line_errors(tmp_path: Path, override: str,
+                                                 message: str) -> None:
+    proc = run_search_cli(tmp_path, override)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], err
+
+
+def test_default_space_is_the_reference_box_plus_the_budget() -> None:
+    from omegaconf import OmegaConf
+
+    from nago_pl.search import NAGO_SPACE
+
+    space = OmegaConf.to_container(compose("search").search.space, resolve=True)
+    assert {k: v for k, v in space.items() if k != "param_limit"} == NAGO_SPACE
+    assert space["param_limit"] == {"type": "int", "low": 10000, "high": 100000, "log": True}
