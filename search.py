@@ -6,6 +6,7 @@ Examples::
     python search.py search=random study_name=baseline
     python search.py search.trials=40 search.final.top=2
     python search.py dataset=cifar10 dataset.root=/data/cifar-10-batches-py trainer=gpu search.trials=60
+    python search.py search.wandb_sweep=true          # trials trained by `wandb agent`s
 
 Re-running the same command (same ``study_name``) continues the study in ``runs/search/<name>``.
 """
@@ -20,10 +21,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
+from rich.markup import escape
 
 from nago_pl.config import register_configs
 from nago_pl.errors import NagoError
 from nago_pl.search.runner import final_evaluation, run_search, write_outputs
+from nago_pl.tracking.search_run import log_search
+from nago_pl.tracking.sweep_driver import drive_sweep
 
 register_configs()
 
@@ -35,12 +39,17 @@ def main(cfg: DictConfig) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        study = run_search(cfg, run_dir, console)
+        if cfg.search.wandb_sweep:  # W&B sweep agents train the trials
+            study = drive_sweep(cfg, run_dir, console, list(HydraConfig.get().overrides.task))
+        else:
+            study = run_search(cfg, run_dir, console)
         records = write_outputs(study, run_dir, console)
         if cfg.search.final.top > 0:
             final_evaluation(cfg, records, run_dir, console)
+        log_search(cfg, study, run_dir, records)  # with a W&B logger: the search's own run
     except NagoError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", highlight=False,
+                                  soft_wrap=True)
         sys.exit(2)
 
 

@@ -16,6 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
+from rich.markup import escape
 
 from nago_pl.config import register_configs
 from nago_pl.errors import NagoError
@@ -30,7 +31,7 @@ def main(cfg: DictConfig) -> None:
     try:
         result = train_architecture(cfg, HydraConfig.get().runtime.output_dir)
     except NagoError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     m = result.metrics
     Console().print(

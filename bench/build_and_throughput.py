@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from nago_pl.data import ImageDataModule, ImageFolderDataModule
+from nago_pl.data.base import RawSplits
 from nago_pl.network.budget import build_network
 from nago_pl.network.model import Network
 from nago_pl.space.architecture import Architecture
@@ -110,9 +111,7 @@ class RandomDataModule(ImageDataModule):
         super().__init__(**kwargs)
         self.n = n
 
-    def _load(self) -> Any:
-        from nago_pl.data.base import RawSplits
-
+    def _load(self) -> RawSplits:
         g = torch.Generator().manual_seed(0)
         x = torch.randint(0, 256, (self.n, 3, 32, 32), dtype=torch.uint8, generator=g)
         y = torch.arange(self.n) % 10

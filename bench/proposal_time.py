@@ -1,6 +1,6 @@
 """Wall time of one MOBO proposal (q=1) vs the number of observations, 8-D NAGO space.
 
-    .venv/bin/python bench/proposal_time.py [--sizes 10 50 100 200 400] [--reps 5]
+    .venv/bin/python bench/proposal_time.py [--sizes 10 50 100 200 400] [--reps 5] [--threads 1]
 
 Each size gets a Study with that many complete trials (uniform configs, two synthetic objectives:
 a bumpy accuracy to maximise and a log-modelled parameter count to minimise); every timed
@@ -43,6 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100, 200, 400])
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads while proposing (MOBO's num_threads); 0: torch default")
     args = parser.parse_args()
     space = SearchSpace.from_config(NAGO_SPACE)
     print("| observations | proposal median (s) | min | max | GP fit median (s) "
@@ -50,7 +52,7 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         study = make_study(space, n, seed=n)
-        mobo = MOBO(space, OBJECTIVES, seed=0, n_init=0)
+        mobo = MOBO(space, OBJECTIVES, seed=0, n_init=0, num_threads=args.threads or None)
         mobo.ask(study, 1)  # warm-up (lazy imports, first autograd call)
         times = []
         for trial in study.trials(("running",)):
@@ -63,7 +65,7 @@ def main() -> None:
         params, values = study.observations()
         X, Y = space.to_unit(params), to_maximization(values, OBJECTIVES)
         fits, kept = [], 0
-        with torch_threads(1):
+        with torch_threads(args.threads or None):
             for _ in range(args.reps):
                 start = time.perf_counter()
                 model = fit_surrogate(X, Y)

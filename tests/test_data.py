@@ -290,7 +290,12 @@ def test_cifar10_pickles(tmp_path: Path) -> None:
         assert (dm.num_classes, dm.in_channels, dm.image_size) == (10, 3, 32)
         assert (dm.train_size + dm.val_size, dm.val_size, dm.test_size) == (100, 10, 20)
         assert torch.equal(dm.test_set.x, torch.from_numpy(test_data.reshape(-1, 3, 32, 32)))
-    assert (dm.crop_padding, dm.hflip) == (4, True)
+    from nago_pl.config import compose, instantiate_checked
+
+    configured = instantiate_checked(
+        compose("train", ["dataset=cifar10", f"dataset.root={tmp_path}"]).dataset, "dataset"
+    )
+    assert (configured.crop_padding, configured.hflip) == (4, True)  # conf/dataset/cifar10.yaml
 
 
 def test_cifar100_pickles(tmp_path: Path) -> None:

@@ -103,3 +103,27 @@ def test_budget_too_small_is_a_clear_error() -> None:
         build_network(arch, in_channels=3, num_classes=10, image_size=4, param_limit=10**6)
     with pytest.raises(NagoError, match="exactly one of"):
         build_network(arch, in_channels=3, num_classes=10, image_size=32)
+
+
+def test_training_memory_counts_weights_buffers_and_activations() -> None:
+    from nago_pl.network import measure_latency_ms, training_memory_mb
+
+    arch = sample(PAPER_BEST, 0)
+    net = build_network(arch, in_channels=3, num_classes=10, image_size=32, multiplier=4)
+    weights_mb = sum(p.numel() * 4 for p in net.parameters()) / 2**20
+    small, large = training_memory_mb(net, 8), training_memory_mb(net, 32)
+    assert small > 3 * weights_mb  # weights + grads + momentum + activations
+    activations_small, activations_large = small - 3 * weights_mb, large - 3 * weights_mb
+    assert 3.5 < activations_large / activations_small < 4.5  # activations scale with the batch
+    assert training_memory_mb(net, 8, optimizer_states=2) - small == pytest.approx(weights_mb)
+    assert net.training  # the measurement ran on a copy
+    assert measure_latency_ms(net, repeats=3) > 0 and net.training
+
+
+def test_optimizer_states() -> None:
+    from callbacks.model_stats import optimizer_states
+
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    assert optimizer_states(torch.optim.SGD(params, lr=0.1, momentum=0.9)) == 1
+    assert optimizer_states(torch.optim.SGD(params, lr=0.1)) == 0
+    assert optimizer_states(torch.optim.AdamW(params)) == 2

@@ -61,11 +61,13 @@ def test_search_writes_its_outputs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_after_kill_9_in_the_middle_of_a_trial(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
-    args = ("search.trials=3", "study_name=resume", "trainer.max_epochs=6", "search=random")
+    args = ("search.trials=3", "study_name=resume", "trainer.max_epochs=6", "search=random",
+            "search.pruning.enabled=false")
     proc = run_search_cli(tmp_path, *args, start_new_session=True)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # wait for trial 1 to report an epoch, then kill -9
         time.sleep(0.5)
+        assert proc.poll() is None, "the search ended before it could be killed"
         if db.is_file() and rows(db, "SELECT 1 FROM reports r JOIN trials t ON t.id = r.trial_id "
                                      "WHERE t.number = 1 AND t.status = 'running'"):
             break
@@ -139,4 +141,4 @@ def test_default_space_is_the_reference_box_plus_the_budget() -> None:
 
     space = OmegaConf.to_container(compose("search").search.space, resolve=True)
     assert {k: v for k, v in space.items() if k != "param_limit"} == NAGO_SPACE
-    assert space["param_limit"] == {"type": "int", "low": 10000, "high": 100000, "log": True}
+    assert space["param_limit"] == {"type": "int", "low": 20000, "high": 100000, "log": True}

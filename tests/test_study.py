@@ -125,13 +125,16 @@ def test_kill_9_leaves_consistent_db(db: Path) -> None:
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
-            if db.exists():
-                n = sqlite3.connect(db).execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-                if n >= 20:
-                    break
+            try:
+                with sqlite3.connect(db, timeout=1) as conn:
+                    n = conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+            except sqlite3.OperationalError:  # not created yet, or briefly locked
+                n = 0
+            if n >= 20:
+                break
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
     finally:
+        os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     study = Study.open(db, "s", NAGO_SPACE, [Objective("val_acc", "max")])

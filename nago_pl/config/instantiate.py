@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, get_method, instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nago_pl.errors import NagoError
@@ -16,12 +16,10 @@ def _target(node: DictConfig, where: str) -> Any:
     path = node.get("_target_")
     if not path:
         raise NagoError(f"{where}: missing _target_ (the class or function to build)")
-    for resolve in (get_class, get_method):
-        try:
-            return resolve(path)
-        except Exception:  # hydra raises several kinds; all mean "not this kind of object"
-            continue
-    raise NagoError(f"{where}._target_={path}: cannot be imported")
+    try:
+        return get_object(path)
+    except Exception:  # hydra raises several kinds; all mean "cannot be imported"
+        raise NagoError(f"{where}._target_={path}: cannot be imported") from None
 
 
 def check_arguments(node: DictConfig, where: str) -> None:

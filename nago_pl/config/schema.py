@@ -77,6 +77,25 @@ class TrainerConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Fine-tuning from ``init_from``: head-only epochs first, then the body at a lower rate."""
+
+    freeze_epochs: int = 0
+    body_lr_scale: float = 0.1
+
+
+@dataclass
+class TrackingConfig:
+    """Where a run lands in an experiment tracker (W&B): ``search.py`` sets these for its runs,
+    a NAGO-driven sweep passes them to its agents so results find their trial."""
+
+    group: str | None = None    # run group: the study name for a search's runs
+    job_type: str = "train"     # train (train.py), trial (search trials), final (final retrains)
+    name: str | None = None     # run name (null: the tracker's own)
+    trial: int | None = None    # the Study trial number this run trains, if any
+
+
+@dataclass
 class TrainConfig:
     """``train.py``: train one architecture (sampled from ``generator`` + ``seed``, or ``arch``)."""
 
@@ -86,9 +105,15 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: Any = None
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     seed: int = 0
     arch: str | None = None
     threads: int | None = None  # torch intra-op threads on CPU (null: torch's default)
+    init_from: str | None = None  # search run dir, trial/train run dir or .ckpt to start from
+    pick: str = "best_acc"        # with a search run dir: best_acc, smallest or a trial number
+    weights: bool = True          # false: take only the architecture, train from scratch
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    export: bool = False          # write a self-contained model folder into <run dir>/export
 
 
 @dataclass
@@ -122,6 +147,7 @@ class SearchSettings:
     batch_size: int = 1
     pruning: PruningConfig = field(default_factory=PruningConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
+    wandb_sweep: bool = False   # trials trained by W&B sweep agents (needs a W&B server)
 
 
 @dataclass

@@ -115,33 +115,6 @@ class CifarDataModule(ImageDataModule):
     ``root`` is ``cifar-10-batches-py/`` or ``cifar-100-python/``, or a folder holding one of them.
     """
 
-    def __init__(
-        self,
-        root: str | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        image_size: int | None = None,
-        max_train_samples: int | None = None,
-        num_workers: int = 0,
-        crop_padding: int = 4,
-        hflip: bool = True,
-        cutout: int = 0,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_fraction=val_fraction,
-            split_seed=split_seed,
-            image_size=image_size,
-            max_train_samples=max_train_samples,
-            num_workers=num_workers,
-            crop_padding=crop_padding,
-            hflip=hflip,
-            cutout=cutout,
-        )
 
     def _locate(self) -> tuple[Path, dict[str, Any]]:
         root = self._root_dir(_EXPECTED)

@@ -21,33 +21,6 @@ class DigitsDataModule(ImageDataModule):
     ``split_seed``) is held out; the validation split comes from the rest.
     """
 
-    def __init__(
-        self,
-        root: str | None = None,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        image_size: int | None = None,
-        max_train_samples: int | None = None,
-        num_workers: int = 0,
-        crop_padding: int = 1,
-        hflip: bool = False,
-        cutout: int = 0,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_fraction=val_fraction,
-            split_seed=split_seed,
-            image_size=image_size,
-            max_train_samples=max_train_samples,
-            num_workers=num_workers,
-            crop_padding=crop_padding,
-            hflip=hflip,
-            cutout=cutout,
-        )
 
     def _load(self) -> RawSplits:
         from sklearn.datasets import load_digits  # deferred: sklearn is slow to import

@@ -69,33 +69,6 @@ class IdxDataModule(ImageDataModule):
     Class names come from ``root/class_names.txt`` (one per line) if present, else "0", "1", ...
     """
 
-    def __init__(
-        self,
-        root: str | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        image_size: int | None = None,
-        max_train_samples: int | None = None,
-        num_workers: int = 0,
-        crop_padding: int = 2,
-        hflip: bool = False,
-        cutout: int = 0,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_fraction=val_fraction,
-            split_seed=split_seed,
-            image_size=image_size,
-            max_train_samples=max_train_samples,
-            num_workers=num_workers,
-            crop_padding=crop_padding,
-            hflip=hflip,
-            cutout=cutout,
-        )
 
     def _load(self) -> RawSplits:
         root = self._root_dir(f"MNIST-style IDX files {_EXPECTED}")

@@ -219,34 +219,7 @@ class ImageFolderDataModule(ImageDataModule):
     ``cache_path`` is the cache file used (None if none could be written).
     """
 
-    def __init__(
-        self,
-        root: str | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        image_size: int | None = None,
-        max_train_samples: int | None = None,
-        num_workers: int = 0,
-        crop_padding: int = 0,
-        hflip: bool = False,
-        cutout: int = 0,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_fraction=val_fraction,
-            split_seed=split_seed,
-            image_size=image_size,
-            max_train_samples=max_train_samples,
-            num_workers=num_workers,
-            crop_padding=crop_padding,
-            hflip=hflip,
-            cutout=cutout,
-        )
-        self.cache_path: Path | None = None
+    cache_path: Path | None = None
 
     def _scan(
         self, root: Path

@@ -6,7 +6,6 @@ import math
 from dataclasses import replace
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from nago_pl.errors import NagoError
 from nago_pl.network.model import Network, NetworkSpec
@@ -73,15 +72,3 @@ def build_network(arch: Architecture, *, in_channels: int, num_classes: int, ima
     if param_limit is not None:
         spec = replace(spec, multiplier=choose_multiplier(arch, spec, param_limit))
     return Network(arch, spec)
-
-
-def count_flops(net: Network) -> int:
-    """FLOPs of one forward pass on one image (2 per multiply-add), counted on the meta device."""
-    spec = net.spec
-    with torch.device("meta"):
-        shadow = Network(net.arch, spec, initialize=False)
-        x = torch.empty(1, spec.in_channels, spec.image_size, spec.image_size)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        shadow.eval()(x)
-    return int(counter.get_total_flops())

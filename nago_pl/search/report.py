@@ -16,7 +16,6 @@ from rich.table import Table  # noqa: E402
 from nago_pl.search.pareto import (  # noqa: E402
     hypervolume_curve,
     infer_reference_point,
-    is_non_dominated,
     to_maximization,
 )
 from nago_pl.search.study import Study, Trial  # noqa: E402

@@ -19,19 +19,26 @@ from nago_pl.search.report import (
     plot_pareto,
     write_pareto_json,
 )
-from nago_pl.search.strategies import make_strategy
+from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
 from nago_pl.search.trial import config_path, run_trial, trial_config
 from nago_pl.training.run import train_architecture
 
 
-def open_study(cfg: DictConfig, run_dir: Path) -> Study:
-    """Create or reopen the study ``cfg.study_name`` in ``<run_dir>/study.db``."""
+def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True) -> Study:
+    """Create or reopen the study ``cfg.study_name`` in ``<run_dir>/study.db`` (``requeue``: see
+    :meth:`Study.open`)."""
     space = OmegaConf.to_container(cfg.search.space, resolve=True)
     for name in space:
         config_path(name)  # every searched name must map into the training config
     objectives = [Objective.from_config(o) for o in OmegaConf.to_container(cfg.search.objectives)]
-    return Study.open(run_dir / "study.db", cfg.study_name, space, objectives)
+    return Study.open(run_dir / "study.db", cfg.study_name, space, objectives, requeue=requeue)
+
+
+def search_strategy(cfg: DictConfig, study: Study) -> Strategy:
+    """The strategy ``cfg.search.strategy`` with its options, seeded by ``cfg.seed``."""
+    return make_strategy(cfg.search.strategy, space=study.space, objectives=study.objectives,
+                         seed=int(cfg.seed), **OmegaConf.to_container(cfg.search.options))
 
 
 def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
@@ -40,12 +47,12 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
     study = open_study(cfg, run_dir)
     if study.requeued:
         console.print(f"resuming: {len(study.requeued)} interrupted trial(s) will be re-run")
-    strategy = make_strategy(settings.strategy, space=study.space, objectives=study.objectives,
-                             seed=int(cfg.seed), **OmegaConf.to_container(settings.options))
+    strategy = search_strategy(cfg, study)
     pruning = PruningRule(settings.pruning.min_epochs, settings.pruning.eta) \
         if settings.pruning.enabled else None
     base = cfg.copy()
     base.trainer.enable_progress_bar = False
+    base.tracking.group, base.tracking.job_type = cfg.tracking.group or cfg.study_name, "trial"
     trials_dir = run_dir / "trials"
     total = int(settings.trials)
 
@@ -97,6 +104,7 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
     final = cfg.search.final
     base = cfg.copy()
     base.trainer.enable_progress_bar = False
+    base.tracking.group, base.tracking.job_type = cfg.tracking.group or cfg.study_name, "final"
     results = {}
     for record in records[: int(final.top)]:
         accuracies = []
@@ -107,6 +115,7 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
                 seed = 1_000_003 * (sample + 1) + int(record["seed"])
                 cfg_sample = trial_config(base, record["params"], seed,
                                           final.max_epochs)
+                cfg_sample.tracking.name = f"final-{record['trial']:04d}-sample{sample}"
                 train_architecture(cfg_sample, sample_dir)
             accuracies.append(json.loads(metrics_file.read_text())["test_acc"])
         spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0

@@ -11,8 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from callbacks.study_reporter import PruningRule, StudyReporter
 from nago_pl.errors import NagoError
-from nago_pl.space.generator import GeneratorConfig
 from nago_pl.search.study import Study, Trial
+from nago_pl.space.generator import GeneratorConfig
 from nago_pl.training.run import train_architecture
 
 LIST_PARAMS = {"stage_ratio": "stage_ratios", "channel_ratio": "channel_ratios"}
@@ -69,6 +69,7 @@ def run_trial(study: Study, trial: Trial, base: DictConfig, trials_dir: Path,
     reporter = StudyReporter(study, trial.id, study.objectives, pruning, on_epoch)
     try:
         cfg = trial_config(base, trial.params, trial.seed, trial.budget)
+        cfg.tracking.trial, cfg.tracking.name = trial.number, f"trial-{trial.number:04d}"
         result = train_architecture(cfg, run_dir, callbacks=[reporter])
     except Exception as err:  # noqa: BLE001 - isolation is the point
         detail = "".join(traceback.format_exception_only(err)).strip()

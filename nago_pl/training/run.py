@@ -15,14 +15,20 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from callbacks.freeze_body import FreezeBody
 from callbacks.model_stats import ModelStats
 from nago_pl.config.instantiate import instantiate_checked
+from nago_pl.errors import NagoError
 from nago_pl.network import build_network
 from nago_pl.space import Architecture, GeneratorConfig, sample
+from nago_pl.tracking.run_info import finish_runs, log_run_config, log_run_result
 from nago_pl.training.module import ClassificationModule
+from nago_pl.transfer import export_model, load_adapted, load_trained
 
 # Data lives in memory as tensors; worker processes would only add start-up cost.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Emitted by Lightning 2.6's own pytree helper on every fit; nothing for users to act on.
+warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 @dataclass(frozen=True)
@@ -53,51 +59,75 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
                        callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Sample (or load) the architecture, build it to the parameter budget, fit, test.
 
+    With ``cfg.init_from`` the architecture (and, unless ``cfg.weights`` is false, the weights,
+    adapted to the new classes / channels) come from a trained model; ``cfg.export`` writes a
+    self-contained model folder to ``run_dir/export``.
+
     Writes ``architecture.json``, ``checkpoints/best.ckpt`` (lowest ``val/loss``) and
     ``metrics.json`` (val_acc, test_acc, params, flops, epochs, train_seconds, ...) into
     ``run_dir``; val_acc and test_acc are both measured on the best checkpoint's weights.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Built first, so a bad logger setting (W&B mode, credentials) fails before any data loads.
+    logger = instantiate_checked(cfg.logger, "logger", save_dir=str(run_dir))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = instantiate_checked(cfg.dataset, "dataset")
     datamodule.setup("fit")
-    arch = resolve_architecture(cfg)
+    trained = load_trained(cfg.init_from, cfg.pick) if cfg.get("init_from") else None
+    arch = trained.architecture if trained else resolve_architecture(cfg)
+    if trained and cfg.get("arch") and Architecture.load(cfg.arch) != arch:
+        raise NagoError(f"arch={cfg.arch} does not match the Architecture of {trained.source}")
     arch.save(run_dir / "architecture.json")
-    net = build_network(arch, in_channels=datamodule.in_channels,
-                        num_classes=datamodule.num_classes, image_size=datamodule.image_size,
-                        **OmegaConf.to_container(cfg.network, resolve=True))
+    shape = {"in_channels": datamodule.in_channels, "num_classes": datamodule.num_classes,
+             "image_size": datamodule.image_size}
+    fine_tune = trained is not None and bool(cfg.weights)
+    if fine_tune:  # keep the trained widths and head so the weights fit
+        net = build_network(arch, **shape, multiplier=trained.spec["multiplier"],
+                            head_channels=trained.spec["head_channels"],
+                            dropout=float(cfg.network.dropout))
+        load_adapted(net, trained)
+    else:
+        net = build_network(arch, **shape, **OmegaConf.to_container(cfg.network, resolve=True))
     module = ClassificationModule(
         net,
         datamodule.num_classes,
         optimizer=instantiate_checked(cfg.model.optimizer, "model.optimizer"),
         scheduler=instantiate_checked(cfg.model.scheduler, "model.scheduler"),
         label_smoothing=float(cfg.model.label_smoothing),
+        body_lr_scale=float(cfg.finetune.body_lr_scale) if fine_tune else 1.0,
     )
+    if fine_tune and cfg.finetune.freeze_epochs > 0:
+        callbacks = [FreezeBody(int(cfg.finetune.freeze_epochs)), *callbacks]
     # Selected on val/loss: on small validation splits accuracy ties and picks early epochs.
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
                                  monitor="val/loss", mode="min", save_top_k=1)
     stats = ModelStats()
-    logger = instantiate_checked(cfg.logger, "logger", save_dir=str(run_dir))
     trainer = L.Trainer(**trainer_arguments(cfg), logger=logger or False,
                         callbacks=[checkpoint, stats, *callbacks], default_root_dir=str(run_dir))
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    train_seconds = time.perf_counter() - started
-    best = checkpoint.best_model_path or None
-    validated = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-    metrics = {
-        "val_acc": float(validated[0]["val/acc"]),
-        "val_loss": float(validated[0]["val/loss"]),
-        "test_acc": float(tested[0]["test/acc"]),
-        "test_loss": float(tested[0]["test/loss"]),
-        **stats.stats,
-        "multiplier": net.spec.multiplier,
-        "epochs": int(trainer.current_epoch),
-        "train_seconds": round(train_seconds, 3),
-    }
+    with finish_runs(trainer.loggers):
+        log_run_config(trainer.loggers, cfg, arch)
+        started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        train_seconds = time.perf_counter() - started
+        best = checkpoint.best_model_path or None
+        validated = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        metrics = {
+            "val_acc": float(validated[0]["val/acc"]),
+            "val_loss": float(validated[0]["val/loss"]),
+            "test_acc": float(tested[0]["test/acc"]),
+            "test_loss": float(tested[0]["test/loss"]),
+            **stats.stats,
+            "multiplier": net.spec.multiplier,
+            "epochs": int(trainer.current_epoch),
+            "train_seconds": round(train_seconds, 3),
+        }
+        log_run_result(trainer.loggers, metrics)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if cfg.get("export"):  # the module holds the best checkpoint's weights after test()
+        export_model(net, run_dir / "export", mean=list(datamodule.mean),
+                     std=list(datamodule.std), class_names=list(datamodule.class_names))
     return TrainResult(metrics, arch, run_dir, Path(best) if best else None)

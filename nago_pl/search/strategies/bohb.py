@@ -32,7 +32,7 @@ from botorch.utils.sampling import manual_seed
 from nago_pl.errors import NagoError
 from nago_pl.search.pareto import to_maximization
 from nago_pl.search.space import SearchSpace
-from nago_pl.search.strategies.mobo import fit_surrogate, propose, torch_threads
+from nago_pl.search.strategies.mobo import check_options, fit_surrogate, propose, torch_threads
 from nago_pl.search.study import Objective, Study, Trial, check_seed, trial_seed
 
 Rungs = dict[int, list[Trial]]
@@ -48,12 +48,9 @@ class BOHB:
         self.space = space
         self.objectives = list(objectives)[:1]
         self.seed = check_seed(seed)
-        for name, value in (("min_budget", min_budget), ("max_budget", max_budget),
-                            ("eta", eta), ("num_restarts", num_restarts),
-                            ("raw_samples", raw_samples), ("mc_samples", mc_samples),
-                            ("maxiter", maxiter)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise NagoError(f"bohb: {name} must be a positive integer, got {value!r}")
+        check_options("bohb", min_budget=min_budget, max_budget=max_budget, eta=eta,
+                      num_restarts=num_restarts, raw_samples=raw_samples, mc_samples=mc_samples,
+                      maxiter=maxiter, num_threads=num_threads)
         if eta < 2 or min_budget > max_budget:
             raise NagoError(f"bohb: needs eta >= 2 and min_budget <= max_budget, got eta={eta}, "
                             f"min_budget={min_budget}, max_budget={max_budget}")
@@ -62,10 +59,6 @@ class BOHB:
         self.budgets = [round(max_budget / eta ** (self.s_max - i)) for i in range(self.s_max + 1)]
         self.opt = {"num_restarts": num_restarts, "raw_samples": raw_samples, "maxiter": maxiter}
         self.mc_samples = mc_samples
-        if num_threads is not None and (isinstance(num_threads, bool)
-                                        or not isinstance(num_threads, int) or num_threads < 1):
-            raise NagoError(f"{type(self).__name__.lower()}: num_threads must be a positive "
-                            f"integer or null, got {num_threads!r}")
         self.num_threads = num_threads
 
     # ------------------------------------------------------------ bracket arithmetic

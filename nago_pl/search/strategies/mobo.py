@@ -51,6 +51,15 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def check_options(owner: str, **options: int | None) -> None:
+    """Raise NagoError unless every option is a positive integer (``num_threads`` may be None)."""
+    for name, value in options.items():
+        if name == "num_threads" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NagoError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
 def fit_surrogate(X: Tensor, Y: Tensor) -> Model:
     """Independent GPs (one per column of ``Y``) on unit-cube inputs ``X``, fitted by ML-II."""
     gps = [SingleTaskGP(X, Y[:, j:j + 1], outcome_transform=Standardize(m=1))
@@ -99,15 +108,11 @@ def propose(acqf: AcquisitionFunction, space: SearchSpace, k: int, taken: Tensor
                                       num_restarts=num_restarts, raw_samples=raw_samples,
                                       options={"maxiter": maxiter}, return_best_only=False)
         snapped = space.round_unit(cands[:, 0, :].detach())
-        pick = next((snapped[i] for i in values.argsort(descending=True).tolist()
-                     if not _is_taken(snapped[i], taken)), None)
-        for _ in range(100):
-            if pick is not None:
-                break
-            x = space.round_unit(torch.rand(1, space.dim, generator=gen, dtype=torch.float64))[0]
-            pick = None if _is_taken(x, taken) else x
-        if pick is None:  # every tried point is taken (a small, exhausted integer space)
-            pick = snapped[int(values.argmax())]
+        order = values.argsort(descending=True).tolist()
+        fallback = space.round_unit(torch.rand(100, space.dim, generator=gen, dtype=torch.float64))
+        # the best restart that is new, else a random new point, else (exhausted space) the best
+        pick = next((x for x in [*snapped[order], *fallback] if not _is_taken(x, taken)),
+                    snapped[order[0]])
         chosen.append(pick)
         taken = torch.cat([taken, pick[None]])
     return torch.stack(chosen)
@@ -141,16 +146,10 @@ class MOBO:
                                 f"({', '.join(o.name for o in self.objectives)}), got {ref!r}")
             self.ref_point = to_maximization(torch.tensor(ref, dtype=torch.float64),
                                              self.objectives)
-        for name, value in (("num_restarts", num_restarts), ("raw_samples", raw_samples),
-                            ("mc_samples", mc_samples), ("maxiter", maxiter)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise NagoError(f"mobo: {name} must be a positive integer, got {value!r}")
+        check_options("mobo", num_restarts=num_restarts, raw_samples=raw_samples,
+                      mc_samples=mc_samples, maxiter=maxiter, num_threads=num_threads)
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.mc_samples, self.maxiter = mc_samples, maxiter
-        if num_threads is not None and (isinstance(num_threads, bool)
-                                        or not isinstance(num_threads, int) or num_threads < 1):
-            raise NagoError(f"{type(self).__name__.lower()}: num_threads must be a positive "
-                            f"integer or null, got {num_threads!r}")
         self.num_threads = num_threads
 
     def ask(self, study: Study, n: int = 1) -> list[Trial]:

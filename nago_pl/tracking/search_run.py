@@ -1,0 +1,89 @@
+"""A search's own W&B run: the Pareto front, the plots, the Study and the best model."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import tempfile
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig
+
+from nago_pl.config.instantiate import instantiate_checked
+from nago_pl.search.report import hypervolume_history
+from nago_pl.search.study import FINISHED, Study
+from nago_pl.tracking.run_info import finish_runs, flat_config
+
+
+def log_search(cfg: DictConfig, study: Study, run_dir: Path,
+               records: list[dict[str, Any]]) -> bool:
+    """When ``cfg.logger`` logs to W&B, one run with ``job_type=search`` in the study's group:
+    the front (``records``) as a table, ``pareto.png`` / ``hypervolume.png`` as images, the
+    study database (and ``final.json``) and the best first-objective model as artifacts.
+    Returns whether such a run was logged."""
+    node = cfg.copy()
+    node.tracking.group = cfg.tracking.group or cfg.study_name
+    node.tracking.job_type, node.tracking.name, node.tracking.trial = "search", "search", None
+    built = instantiate_checked(node.logger, "logger", save_dir=str(run_dir))
+    loggers = [lg for lg in (built if isinstance(built, list) else [built])
+               if isinstance(lg, WandbLogger)]
+    if not loggers:
+        return False
+    import wandb
+
+    with finish_runs(loggers):
+        run = loggers[0].experiment
+        run.config.update(flat_config(node), allow_val_change=True)
+        images = {name: wandb.Image(str(run_dir / f"{name}.png"))
+                  for name in ("pareto", "hypervolume") if (run_dir / f"{name}.png").is_file()}
+        run.log({"pareto_front": _front_table(wandb, study, records), **images})
+        history = hypervolume_history(study)
+        run.summary.update({"hypervolume": history[-1] if history else None,
+                            **{f"trials/{s}": len(study.trials((s,))) for s in FINISHED}})
+        run.log_artifact(_study_artifact(wandb, study, run_dir))
+        if records and records[0]["paths"].get("checkpoint"):
+            run.log_artifact(_model_artifact(wandb, study, records[0]))
+    return True
+
+
+def _front_table(wandb: Any, study: Study, records: list[dict[str, Any]]) -> Any:
+    objectives = [o.name for o in study.objectives]
+    params = sorted({name for record in records for name in record["params"]})
+    table = wandb.Table(columns=["trial", *objectives, "epochs", "seed", *params])
+    for r in records:
+        table.add_data(r["trial"], *(r["values"].get(o) for o in objectives), r["epochs"],
+                       r["seed"], *(r["params"].get(p) for p in params))
+    return table
+
+
+def _artifact_name(study: Study, what: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{study.name}-{what}")
+
+
+def _study_artifact(wandb: Any, study: Study, run_dir: Path) -> Any:
+    """The study database as a consistent snapshot (SQLite backup, WAL included)."""
+    artifact = wandb.Artifact(_artifact_name(study, "study"), type="study",
+                              metadata={"trials": study.n_trials()})
+    with tempfile.TemporaryDirectory() as tmp:
+        snapshot = Path(tmp) / "study.db"
+        with closing(sqlite3.connect(study.path)) as source, \
+                closing(sqlite3.connect(snapshot)) as target:
+            source.backup(target)
+        artifact.add_file(str(snapshot), name="study.db")  # copied into W&B's staging area
+    if (run_dir / "final.json").is_file():
+        artifact.add_file(str(run_dir / "final.json"), name="final.json")
+    return artifact
+
+
+def _model_artifact(wandb: Any, study: Study, record: dict[str, Any]) -> Any:
+    """The checkpoint (and Architecture JSON) of the front's best first-objective trial."""
+    artifact = wandb.Artifact(_artifact_name(study, "best-model"), type="model",
+                              metadata={"trial": record["trial"], "params": record["params"],
+                                        "seed": record["seed"], "values": record["values"]})
+    artifact.add_file(record["paths"]["checkpoint"], name="best.ckpt")
+    if record["paths"].get("architecture"):
+        artifact.add_file(record["paths"]["architecture"], name="architecture.json")
+    return artifact

@@ -1,0 +1,96 @@
+"""Find and read a trained model safely: ``init_from`` may be a search run directory, a
+trial / train run directory or a checkpoint file."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nago_pl.errors import NagoError
+from nago_pl.space import Architecture
+
+PICKS = ("best_acc", "smallest", "<trial number>")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained network as plain data: its Architecture, build spec and ``net`` weights."""
+
+    architecture: Architecture
+    spec: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    source: Path
+
+
+def read_checkpoint(path: Path) -> TrainedModel:
+    """Load a nago-pl Lightning checkpoint without unpickling arbitrary objects."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        forbidden = re.search(r"[Uu]nsupported (?:global|GLOBAL|class):? (?:GLOBAL )?([\w.]+)",
+                              str(err))
+        if forbidden:
+            raise NagoError(f"{path}: refusing to load: it carries a pickled object "
+                            f"({forbidden.group(1)}); only tensors and plain data are read") from None
+        raise NagoError(f"{path}: not a readable checkpoint (corrupted or truncated?)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError):
+        raise NagoError(f"{path}: not a readable checkpoint (corrupted or truncated?)") from None
+    if not isinstance(checkpoint, dict) or "nago" not in checkpoint or \
+            "state_dict" not in checkpoint:
+        raise NagoError(f"{path}: not a nago-pl checkpoint (no 'nago' architecture entry)")
+    info = checkpoint["nago"]
+    state = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()
+             if k.startswith("net.")}
+    try:
+        architecture = Architecture.from_dict(info["architecture"])
+    except NagoError as err:
+        raise NagoError(f"{path}: {err}") from None
+    return TrainedModel(architecture, dict(info["spec"]), state, path)
+
+
+def _from_run_dir(run_dir: Path) -> TrainedModel:
+    checkpoint = run_dir / "checkpoints" / "best.ckpt"
+    model = read_checkpoint(checkpoint)
+    arch_file = run_dir / "architecture.json"
+    if arch_file.is_file() and Architecture.load(arch_file) != model.architecture:
+        raise NagoError(f"{checkpoint}: its Architecture does not match {arch_file}")
+    return model
+
+
+def _from_search_dir(search_dir: Path, pick: str) -> TrainedModel:
+    if pick.isdigit():
+        trial_dir = search_dir / "trials" / f"{int(pick):04d}"
+        if not (trial_dir / "checkpoints" / "best.ckpt").is_file():
+            raise NagoError(f"pick={pick}: {trial_dir} holds no trained model")
+        return _from_run_dir(trial_dir)
+    front = json.loads((search_dir / "pareto.json").read_text())["front"]
+    if not front:
+        raise NagoError(f"init_from={search_dir}: the search's Pareto front is empty")
+    if pick == "best_acc":
+        record = max(front, key=lambda r: r["values"]["val_acc"])
+    elif pick == "smallest":
+        record = min(front, key=lambda r: r["values"]["params"])
+    else:
+        raise NagoError(f"pick={pick!r}; allowed: {', '.join(PICKS)}")
+    return _from_run_dir(search_dir / "trials" / f"{record['trial']:04d}")
+
+
+def load_trained(init_from: str | Path, pick: str = "best_acc") -> TrainedModel:
+    """The model ``init_from`` points at (``pick`` chooses among a search's Pareto front)."""
+    path = Path(init_from).expanduser()
+    if path.is_file():
+        return read_checkpoint(path)
+    if (path / "pareto.json").is_file():
+        return _from_search_dir(path, str(pick))
+    if (path / "checkpoints" / "best.ckpt").is_file():
+        return _from_run_dir(path)
+    what = "does not exist" if not path.exists() else "holds no model"
+    raise NagoError(f"init_from={path}: {what}; expected a search run directory (pareto.json), "
+                    "a trial or train run directory (checkpoints/best.ckpt) or a .ckpt file")

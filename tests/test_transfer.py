@@ -1,0 +1,178 @@
+"""Fine-tuning a found model on new data, export / load, and the bad inputs around them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import nago_pl
+from nago_pl.config import compose
+from nago_pl.errors import NagoError
+from nago_pl.network import build_network
+from nago_pl.network.model import Network, NetworkSpec
+from nago_pl.space import GeneratorConfig, sample
+from nago_pl.training.run import train_architecture
+from nago_pl.transfer import TrainedModel, load_adapted, load_trained, read_checkpoint
+from nago_pl.transfer.adapt import adapt_input_channels
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "../shared/data"
+QUIET = ["trainer.enable_progress_bar=false", "logger=none"]
+
+
+@pytest.fixture(scope="module")
+def search_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (tiny) search on digits, run through search.py."""
+    run_dir = tmp_path_factory.mktemp("search")
+    done = subprocess.run(
+        [sys.executable, "search.py", f"hydra.run.dir={run_dir}", "search=random",
+         "search.trials=3", "trainer.max_epochs=4", "search.pruning.enabled=false",
+         "search.space.G1_nodes.high=4", "search.space.G2_nodes.high=2",
+         "search.space.G3_nodes.high=4", *QUIET],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("digits")
+    train_architecture(compose("train", [*QUIET, "trainer.max_epochs=2", "export=true"]), run_dir)
+    return run_dir
+
+
+@pytest.mark.slow
+def test_fine_tune_the_best_found_model_on_fashion_mnist(search_dir: Path, tmp_path: Path) -> None:
+    fashion = DATA / "fashion-mnist"
+    if not fashion.is_dir():
+        pytest.skip(f"{fashion} not present: the shared real-data folder is needed")
+    front = json.loads((search_dir / "pareto.json").read_text())["front"]
+    best = max(front, key=lambda r: r["values"]["val_acc"])
+    cfg = compose("train", [*QUIET, f"init_from={search_dir}", "dataset=fashion_mnist",
+                            f"dataset.root={fashion}", "dataset.max_train_samples=4000",
+                            "trainer.max_epochs=2", "finetune.freeze_epochs=1"])
+    result = train_architecture(cfg, tmp_path)
+    source = search_dir / "trials" / f"{best['trial']:04d}" / "architecture.json"
+    assert result.architecture.to_json() == source.read_text()  # pick=best_acc by default
+    assert result.metrics["test_acc"] > 0.5  # 10 classes, chance 0.1
+
+
+@pytest.mark.slow
+def test_fine_tune_on_the_cifar10_jpeg_tree_adapts_channels(search_dir: Path,
+                                                             tmp_path: Path) -> None:
+    archive = DATA / "cifar10-jpg" / "cifar10-jpg.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} not present: the shared real-data folder is needed")
+    root = tmp_path / "cifar"
+    counts: dict[str, int] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if member.isfile() and len(parts) >= 3 and parts[-3] in ("train", "test"):
+                key = "/".join(parts[-3:-1])
+                if counts.get(key, 0) < (40 if parts[-3] == "train" else 10):
+                    counts[key] = counts.get(key, 0) + 1
+                    member.name = "/".join(parts[-3:])
+                    tar.extract(member, root, filter="data")
+    cfg = compose("train", [*QUIET, f"init_from={search_dir}", "pick=smallest",
+                            "dataset=image_folder", f"dataset.root={root}",
+                            "trainer.max_epochs=1"])
+    result = train_architecture(cfg, tmp_path / "run")
+    assert result.metrics["epochs"] == 1 and 0 <= result.metrics["test_acc"] <= 1
+    smallest = min(json.loads((search_dir / "pareto.json").read_text())["front"],
+                   key=lambda r: r["values"]["params"])
+    assert result.architecture == load_trained(search_dir, str(smallest["trial"])).architecture
+
+
+def test_export_round_trip_is_bit_identical(digits_run: Path) -> None:
+    trained = read_checkpoint(digits_run / "checkpoints" / "best.ckpt")
+    net = Network(trained.architecture, NetworkSpec(**trained.spec))
+    net.load_state_dict(trained.state_dict)
+    net.eval()
+    model = nago_pl.load_model(digits_run / "export")
+    assert not model.training and model.class_names == [str(i) for i in range(10)]
+    images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    expected = net((images.float() / 255 - model.mean) / model.std)
+    assert torch.equal(model(images), expected)
+    program = torch.export.load(str(digits_run / "export" / "model.pt2")).module()
+    assert torch.equal(program(images), expected)
+
+
+def test_channel_rule_keeps_grey_activations() -> None:
+    weight = torch.randn(6, 1, 3, 3)
+    rgb = adapt_input_channels(weight, 1, 3, rescale=True)
+    grey = torch.randn(1, 1, 8, 8)
+    same = torch.nn.functional.conv2d(grey.repeat(1, 3, 1, 1), rgb)
+    assert torch.allclose(same, torch.nn.functional.conv2d(grey, weight), atol=1e-6)
+    back = adapt_input_channels(rgb, 1, 1, rescale=True)
+    assert torch.allclose(back, weight, atol=1e-6)  # 3 -> 1 sums the filters
+
+
+def test_weights_move_to_new_classes_channels_and_sizes() -> None:
+    arch = sample(GeneratorConfig(G1_nodes=4, G2_nodes=2, G3_nodes=3), 0)
+    source = build_network(arch, in_channels=1, num_classes=10, image_size=8, multiplier=3)
+    trained = TrainedModel(arch, source.spec.__dict__, source.state_dict(), Path("src.ckpt"))
+    same_stem = build_network(arch, in_channels=3, num_classes=5, image_size=32, multiplier=3)
+    fresh = load_adapted(same_stem, trained)
+    assert fresh == ["head.7.bias", "head.7.weight"]  # only the classifier is new
+    name = "cells.1.mid.nodes.0.block.nodes.0.body.1.weight"
+    assert torch.equal(same_stem.state_dict()[name], source.state_dict()[name])
+    large = build_network(arch, in_channels=3, num_classes=10, image_size=64, multiplier=3)
+    assert all(n.startswith("stem.") for n in load_adapted(large, trained))
+    other = build_network(sample(GeneratorConfig(G1_nodes=5), 1), in_channels=1,
+                          num_classes=10, image_size=8, multiplier=3)
+    with pytest.raises(NagoError, match="does not match the architecture"):
+        load_adapted(other, trained)
+
+
+def test_bad_sources_are_clear_errors(digits_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(NagoError, match="holds no model"):
+        load_trained(tmp_path)
+    with pytest.raises(NagoError, match="does not exist"):
+        load_trained(tmp_path / "nope")
+    mismatched = tmp_path / "mismatched"
+    shutil.copytree(digits_run, mismatched)
+    sample(GeneratorConfig(G1_nodes=3), 5).save(mismatched / "architecture.json")
+    with pytest.raises(NagoError, match="does not match"):
+        load_trained(mismatched)
+    raw = (digits_run / "checkpoints" / "best.ckpt").read_bytes()
+    (tmp_path / "truncated.ckpt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(NagoError, match="corrupted or truncated"):
+        load_trained(tmp_path / "truncated.ckpt")
+    export = tmp_path / "export"
+    shutil.copytree(digits_run / "export", export)
+    weights = (export / "model.safetensors").read_bytes()
+    (export / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(NagoError, match="unreadable weights"):
+        nago_pl.load_model(export)
+    with pytest.raises(NagoError, match="no exported model"):
+        nago_pl.load_model(tmp_path)
+
+
+class _Payload:
+    marker = ""
+
+    def __reduce__(self):  # noqa: ANN204 - the pickle protocol
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_tampered_checkpoint_is_refused_and_nothing_runs(digits_run: Path, tmp_path: Path) -> None:
+    checkpoint = torch.load(digits_run / "checkpoints" / "best.ckpt", weights_only=True)
+    payload = _Payload()
+    payload.marker = str(tmp_path / "pwned")
+    checkpoint["extra"] = payload
+    torch.save(checkpoint, tmp_path / "tampered.ckpt")
+    done = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={tmp_path / 'run'}",
+                           f"init_from={tmp_path / 'tampered.ckpt'}", *QUIET],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "refusing to load: it carries a pickled object" in done.stderr
+    assert not (tmp_path / "pwned").exists()
