@@ -14,6 +14,7 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
@@ -33,6 +34,8 @@ def main(cfg: DictConfig) -> None:
     except NagoError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    if rank_zero_only.rank != 0:  # under DDP every process runs this script; rank zero reports
+        return
     m = result.metrics
     Console().print(
         f"val_acc {m['val_acc']:.4f}  test_acc {m['test_acc']:.4f}  params {m['params']:,}  "

@@ -122,6 +122,7 @@ def test_unknown_space_name_is_rejected_before_any_trial(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("override", "message"),
     [("search.strategy=hyperband", "unknown search strategy 'hyperband'; allowed: bohb, mobo"),
+     ("trainer=ddp", "multi-process strategies (ddp) are for train.py"),
      ("search.space.G1_nodes.low=20", "G1_nodes")],
 )
 def test_bad_search_settings_are_one_line_errors(tmp_path: Path, override: str,

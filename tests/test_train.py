@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -65,6 +66,19 @@ def test_fashion_mnist_idx_files_train(tmp_path: Path) -> None:
                             "logger=none"])
     metrics = train_architecture(cfg, tmp_path).metrics
     assert metrics["test_acc"] > 0.6  # 10 classes: chance is 0.1
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_shards_the_data_and_writes_once(tmp_path: Path) -> None:
+    done = run_train(f"hydra.run.dir={tmp_path}", "trainer.devices=2", "trainer.strategy=ddp",
+                     "trainer.max_epochs=1", "logger=csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("test_acc") == 1  # only rank zero reports
+    with (tmp_path / "csv" / "metrics.csv").open() as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row["epoch"] == "0"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+    # digits: 1,150 training images, batch 64: 18 batches alone, 9 per process with 2 processes
+    assert max(steps) + 1 == 9
 
 
 @pytest.mark.parametrize(

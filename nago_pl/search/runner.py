@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from callbacks.study_reporter import PruningRule
+from nago_pl.errors import NagoError
 from nago_pl.search.report import (
     front_table,
     hypervolume_history,
@@ -44,6 +45,10 @@ def search_strategy(cfg: DictConfig, study: Study) -> Strategy:
 def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
     """Run (or resume) the search until ``cfg.search.trials`` trials have finished."""
     settings = cfg.search
+    if "ddp" in str(cfg.trainer.strategy):
+        raise NagoError(f"trainer.strategy={cfg.trainer.strategy}: search.py trains its trials "
+                        "in-process, one device each; multi-process strategies (ddp) are for "
+                        "train.py (e.g. retraining a found architecture); use trainer=gpu")
     study = open_study(cfg, run_dir)
     if study.requeued:
         console.print(f"resuming: {len(study.requeued)} interrupted trial(s) will be re-run")

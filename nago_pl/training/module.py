@@ -53,8 +53,9 @@ class ClassificationModule(L.LightningModule):
         loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         accuracy(logits, y)
         on_step = split == "train"
+        # Epoch-level val/test losses are averaged over DDP processes (metrics sync themselves).
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=split != "test",
-                 batch_size=y.shape[0])
+                 batch_size=y.shape[0], sync_dist=not on_step)
         self.log(f"{split}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=split == "val")
         return loss
 

@@ -126,6 +126,8 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
             "train_seconds": round(train_seconds, 3),
         }
         log_run_result(trainer.loggers, metrics)
+    if not trainer.is_global_zero:  # other DDP processes: rank zero writes the files
+        return TrainResult(metrics, arch, run_dir, Path(best) if best else None)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if cfg.get("export"):  # the module holds the best checkpoint's weights after test()
         export_model(net, run_dir / "export", mean=list(datamodule.mean),
