@@ -32,7 +32,8 @@ class WandbRunLogger(WandbLogger):
                             f"but the mode is {resolved}")
         if resolved == "offline" and not mode and not os.environ.get("WANDB_MODE"):
             notice(f"W&B: no credentials (`wandb login` or WANDB_API_KEY), logging offline; "
-                   f"upload later with `wandb sync {directory}/wandb/offline-run-*`")
+                   f"upload later with `wandb sync {directory}/wandb/offline-run-*` (and the "
+                   "same for the other run directories)", topic="offline")
         super().__init__(
             save_dir=str(directory),
             project=project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import netrc
 import os
 import sys
@@ -66,7 +65,13 @@ def resolve_mode(requested: str | None, where: str = "logger.mode") -> str:
     return mode
 
 
-@functools.cache
-def notice(message: str) -> None:
-    """Print ``message`` on stderr, once per process."""
+_NOTICED: set[str] = set()
+
+
+def notice(message: str, topic: str | None = None) -> None:
+    """Print ``message`` on stderr once per process and ``topic`` (default: the message)."""
+    topic = topic or message
+    if topic in _NOTICED:
+        return
+    _NOTICED.add(topic)
     print(message, file=sys.stderr, flush=True)

@@ -74,9 +74,9 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    trained = load_trained(cfg.init_from, cfg.pick) if cfg.get("init_from") else None
     datamodule = instantiate_checked(cfg.dataset, "dataset")
     datamodule.setup("fit")
-    trained = load_trained(cfg.init_from, cfg.pick) if cfg.get("init_from") else None
     arch = trained.architecture if trained else resolve_architecture(cfg)
     if trained and cfg.get("arch") and Architecture.load(cfg.arch) != arch:
         raise NagoError(f"arch={cfg.arch} does not match the Architecture of {trained.source}")
