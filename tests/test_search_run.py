@@ -143,3 +143,14 @@ def test_default_space_is_the_reference_box_plus_the_budget() -> None:
     space = OmegaConf.to_container(compose("search").search.space, resolve=True)
     assert {k: v for k, v in space.items() if k != "param_limit"} == NAGO_SPACE
     assert space["param_limit"] == {"type": "int", "low": 20000, "high": 100000, "log": True}
+
+
+def test_failing_final_retrains_are_recorded_not_raised(tmp_path: Path) -> None:
+    from nago_pl.search.runner import final_evaluation
+
+    cfg = compose("search", [*FAST, "search.final.top=1", "search.final.samples=2",
+                             "search.final.max_epochs=1", "model.optimizer.lr=-1"])
+    record = {"trial": 0, "seed": 0, "params": {"G1_nodes": 3, "G2_nodes": 1, "G3_nodes": 3}}
+    results = final_evaluation(cfg, [record], tmp_path, Console(quiet=True))
+    assert len(results["failed"]) == 2 and all("learning rate" in f for f in results["failed"])
+    assert json.loads((tmp_path / "final.json").read_text()) == results

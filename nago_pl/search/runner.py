@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from callbacks.study_reporter import PruningRule
@@ -110,7 +111,8 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
     base = cfg.copy()
     base.trainer.enable_progress_bar = False
     base.tracking.group, base.tracking.job_type = cfg.tracking.group or cfg.study_name, "final"
-    results = {}
+    results: dict[Any, Any] = {}
+    failures: list[str] = []
     for record in records[: int(final.top)]:
         accuracies = []
         for sample in range(int(final.samples)):
@@ -121,13 +123,22 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
                 cfg_sample = trial_config(base, record["params"], seed,
                                           final.max_epochs)
                 cfg_sample.tracking.name = f"final-{record['trial']:04d}-sample{sample}"
-                train_architecture(cfg_sample, sample_dir)
+                try:
+                    train_architecture(cfg_sample, sample_dir)
+                except Exception as err:  # noqa: BLE001 - one bad retrain must not stop the rest
+                    failures.append(f"trial {record['trial']} sample {sample}: {err}")
+                    console.print(f"[yellow]final: {escape(failures[-1])}[/]", highlight=False)
+                    continue
             accuracies.append(json.loads(metrics_file.read_text())["test_acc"])
+        if not accuracies:
+            continue
         spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
         results[record["trial"]] = {"params": record["params"], "test_acc": accuracies,
                                     "mean": statistics.fmean(accuracies), "std": spread}
         console.print(f"final: trial {record['trial']} test acc "
                       f"{results[record['trial']]['mean']:.4f} ± {spread:.4f} "
                       f"over {len(accuracies)} samples")
+    if failures:
+        results["failed"] = failures
     (run_dir / "final.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
