@@ -123,6 +123,7 @@ def test_unknown_space_name_is_rejected_before_any_trial(tmp_path: Path) -> None
     ("override", "message"),
     [("search.strategy=hyperband", "unknown search strategy 'hyperband'; allowed: bohb, mobo"),
      ("trainer=ddp", "multi-process strategies (ddp) are for train.py"),
+     ("search.objectives=[{name:test_acc,direction:max}]", "'test_acc' is not a trial metric"),
      ("search.space.G1_nodes.low=20", "G1_nodes")],
 )
 def test_bad_search_settings_are_one_line_errors(tmp_path: Path, override: str,

@@ -26,6 +26,9 @@ from nago_pl.search.study import FINISHED, Objective, Study
 from nago_pl.search.trial import config_path, run_trial, trial_config
 from nago_pl.training.run import train_architecture
 
+#: What every trial reports (per epoch or once) and a search may optimise.
+OBJECTIVE_METRICS = ("val_acc", "val_loss", "params", "flops", "latency_ms", "memory_mb")
+
 
 def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True) -> Study:
     """Create or reopen the study ``cfg.study_name`` in ``<run_dir>/study.db`` (``requeue``: see
@@ -34,6 +37,12 @@ def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True) -> Study:
     for name in space:
         config_path(name)  # every searched name must map into the training config
     objectives = [Objective.from_config(o) for o in OmegaConf.to_container(cfg.search.objectives)]
+    for objective in objectives:
+        if objective.name not in OBJECTIVE_METRICS:
+            hint = " (searching on the test split would bias it)" if objective.name.startswith(
+                "test") else ""
+            raise NagoError(f"search.objectives: {objective.name!r} is not a trial metric{hint}; "
+                            f"allowed: {', '.join(OBJECTIVE_METRICS)}")
     return Study.open(run_dir / "study.db", cfg.study_name, space, objectives, requeue=requeue)
 
 
