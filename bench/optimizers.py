@@ -47,9 +47,10 @@ def run_ours(problem: MultiObjectiveTestProblem, method: str, seed: int, evals: 
     names = [f"x{i}" for i in range(problem.dim)]
     space = {n: {"type": "float", "low": float(lo), "high": float(hi)}
              for n, (lo, hi) in zip(names, problem.bounds.T.tolist(), strict=True)}
-    objectives = [Objective(f"f{j}", "min") for j in range(problem.num_objectives)]
+    objectives = [Objective(f"f{j}", "min", ref=float(r))
+                  for j, r in enumerate(problem.ref_point.tolist())]
     study = Study.open(":memory:", "bench", space, objectives)
-    strategy = (MOBO(study.space, objectives, seed=seed, ref_point=problem.ref_point.tolist())
+    strategy = (MOBO(study.space, objectives, seed=seed)
                 if method == "mobo" else RandomSearch(study.space, objectives, seed=seed))
     while study.n_trials() < evals:
         for trial in strategy.ask(study, min(q, evals - study.n_trials())):

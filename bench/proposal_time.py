@@ -1,12 +1,15 @@
-"""Wall time of one MOBO proposal (q=1) vs the number of observations, 8-D NAGO space.
+"""Wall time of one MOBO proposal (q=1) vs the number of trials, 8-D NAGO space, with and
+without per-epoch reports.
 
     .venv/bin/python bench/proposal_time.py [--sizes 10 50 100 200 400] [--reps 5] [--threads 1]
 
-Each size gets a Study with that many complete trials (uniform configs, two synthetic objectives:
-a bumpy accuracy to maximise and a log-modelled parameter count to minimise); every timed
-``MOBO.ask(study, 1)`` proposal is then failed so it does not pile up as a pending point.
-Prints a markdown table: median/min/max proposal time, median GP fit time on its own, and how many
-baseline points qLogNEHVI keeps after pruning.
+Each size gets two Studies of that many trials (uniform configs, two synthetic objectives: a
+bumpy accuracy to maximise and a log-modelled parameter count to minimise). ``final``: every
+trial complete with its final values only (what the surrogate saw before the fidelity model).
+``curves``: every trial reports a 20-epoch learning curve; 60 % are pruned at epoch 3, 6 or 12,
+the rest complete, so the fidelity model sees early points. Every timed ``MOBO.ask(study, 1)``
+proposal is then failed so it does not pile up as a pending point. Prints a markdown table:
+median/min/max proposal time, median GP fit time on its own, and the GP training points.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import time
 
 import torch
 
-from nago_pl.search import MOBO, NAGO_SPACE, Objective, SearchSpace, Study, to_maximization
-from nago_pl.search.strategies.mobo import fit_surrogate, make_acquisition, torch_threads
+from nago_pl.search import MOBO, NAGO_SPACE, Objective, SearchSpace, Study
+from nago_pl.search.fidelity import curve_data
+from nago_pl.search.strategies.mobo import fit_curve_models, torch_threads
 
-OBJECTIVES = [Objective("val_acc", "max"), Objective("params", "min", log=True)]
+OBJECTIVES = [Objective("val_acc", "max", ref=0.2), Objective("params", "min", log=True)]
+EPOCHS = 20
 
 
 def synthetic(x: torch.Tensor) -> dict[str, float]:
@@ -31,11 +36,21 @@ def synthetic(x: torch.Tensor) -> dict[str, float]:
     return {"val_acc": acc, "params": params}
 
 
-def make_study(space: SearchSpace, n: int, seed: int) -> Study:
-    study = Study.open(":memory:", f"bench-{n}", NAGO_SPACE, OBJECTIVES)
+def make_study(space: SearchSpace, n: int, seed: int, curves: bool) -> Study:
+    study = Study.open(":memory:", f"bench-{n}-{curves}", NAGO_SPACE, OBJECTIVES)
     for i, config in enumerate(space.uniform(n, seed)):
         trial = study.add_trial(config, seed=i)
-        study.tell(trial.id, synthetic(space.to_unit([config])[0]))
+        final = synthetic(space.to_unit([config])[0])
+        if not curves:
+            study.tell(trial.id, final)
+            continue
+        stop = (3, 6, 12, EPOCHS, EPOCHS)[i % 5]
+        for epoch in range(1, stop + 1):
+            acc = 0.1 + (final["val_acc"] - 0.1) * (1 - math.exp(-epoch / (2 + i % 7)))
+            extra = {"params": final["params"]} if epoch == 1 else {}
+            study.report(trial.id, epoch, {"val_acc": acc, **extra})
+        study.tell(trial.id, None, status="complete" if stop == EPOCHS else "pruned",
+                   epochs=stop)
     return study
 
 
@@ -47,32 +62,33 @@ def main() -> None:
                         help="torch threads while proposing (MOBO's num_threads); 0: torch default")
     args = parser.parse_args()
     space = SearchSpace.from_config(NAGO_SPACE)
-    print("| observations | proposal median (s) | min | max | GP fit median (s) "
-          "| baseline kept |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| trials | data | proposal median (s) | min | max | GP fit median (s) "
+          "| GP points (acc / params) |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for n in args.sizes:
-        study = make_study(space, n, seed=n)
-        mobo = MOBO(space, OBJECTIVES, seed=0, n_init=0, num_threads=args.threads or None)
-        mobo.ask(study, 1)  # warm-up (lazy imports, first autograd call)
-        times = []
-        for trial in study.trials(("running",)):
-            study.fail(trial.id, "warm-up")
-        for _ in range(args.reps):
-            start = time.perf_counter()
-            (trial,) = mobo.ask(study, 1)
-            times.append(time.perf_counter() - start)
-            study.fail(trial.id, "timing only")
-        params, values = study.observations()
-        X, Y = space.to_unit(params), to_maximization(values, OBJECTIVES)
-        fits, kept = [], 0
-        with torch_threads(args.threads or None):
+        for curves in (False, True):
+            study = make_study(space, n, seed=n, curves=curves)
+            mobo = MOBO(space, OBJECTIVES, seed=0, n_init=0, num_threads=args.threads or None)
+            mobo.ask(study, 1)  # warm-up (lazy imports, first autograd call)
+            for trial in study.trials(("running",)):
+                study.fail(trial.id, "warm-up")
+            times = []
             for _ in range(args.reps):
                 start = time.perf_counter()
-                model = fit_surrogate(X, Y)
-                fits.append(time.perf_counter() - start)
-            kept = make_acquisition(model, X, Y, None, None, 128).X_baseline.shape[0]
-        print(f"| {n} | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} "
-              f"| {statistics.median(fits):.2f} | {kept} |", flush=True)
+                (trial,) = mobo.ask(study, 1)
+                times.append(time.perf_counter() - start)
+                study.fail(trial.id, "timing only")
+            datasets = curve_data(study, OBJECTIVES, max_early_points=n // 2)
+            fits = []
+            with torch_threads(args.threads or None):
+                for _ in range(args.reps):
+                    start = time.perf_counter()
+                    fit_curve_models(datasets, mobo.fidelity_kernel)
+                    fits.append(time.perf_counter() - start)
+            points = " / ".join(str(d.X.shape[0]) for d in datasets)
+            print(f"| {n} | {'curves' if curves else 'final'} | {statistics.median(times):.2f} "
+                  f"| {min(times):.2f} | {max(times):.2f} | {statistics.median(fits):.2f} "
+                  f"| {points} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ class PruningRule:
     eta: float = 2.0
 
 
+#: The metrics reported after every epoch (the others are fixed by the architecture).
+LEARNED_METRICS = ("val_acc", "val_loss")
+
+
 class Diverged(FloatingPointError):
     """The validation loss became NaN or infinite."""
 
@@ -56,7 +60,8 @@ class StudyReporter(L.Callback):
             self.on_epoch(epoch)
         if self.pruning is not None and epoch < (trainer.max_epochs or 0):
             keep = should_continue(self.study, self.trial_id, epoch, self.objectives,
-                                   min_epochs=self.pruning.min_epochs, eta=self.pruning.eta)
+                                   min_epochs=self.pruning.min_epochs, eta=self.pruning.eta,
+                                   learned=LEARNED_METRICS)
             if not keep:
                 self.pruned = True
                 trainer.should_stop = True

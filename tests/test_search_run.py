@@ -16,6 +16,7 @@ from rich.console import Console
 
 from nago_pl.config import compose
 from nago_pl.errors import NagoError
+from nago_pl.search import trial as trial_module
 from nago_pl.search.runner import open_study, run_search, write_outputs
 from nago_pl.search.trial import trial_config
 
@@ -90,16 +91,58 @@ def test_resume_after_kill_9_in_the_middle_of_a_trial(tmp_path: Path) -> None:
     assert all(r[1] in ("complete", "pruned") for r in after)
 
 
-def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
-    # param_limit far below any network: every trial fails while building its network
-    cfg = compose("search", [*FAST, "search=random", "search.trials=2",
-                             "search.space.param_limit.low=10", "search.space.param_limit.high=20"])
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    real = trial_module.train_architecture
+
+    def flaky(cfg, run_dir, callbacks=()):  # the second trial runs out of memory
+        if cfg.tracking.trial == 1:
+            raise MemoryError("out of memory in trial 1")
+        return real(cfg, run_dir, callbacks=callbacks)
+
+    monkeypatch.setattr(trial_module, "train_architecture", flaky)
+    cfg = compose("search", [*FAST, "search=random", "search.trials=3"])
     study = run_search(cfg, tmp_path, Console(quiet=True))
-    failed = study.trials(("failed",))
-    assert len(failed) == 2
-    assert all("param_limit" in t.error and "raise the limit" in t.error for t in failed)
-    assert write_outputs(study, tmp_path, Console(quiet=True)) == []
-    assert (tmp_path / "pareto.png").is_file()
+    assert [t.status for t in study.trials()][1] == "failed"
+    assert "out of memory in trial 1" in study.trials()[1].error
+    assert len(study.trials(("complete", "pruned"))) == 2
+    write_outputs(study, tmp_path, Console(quiet=True))
+    assert (tmp_path / "pareto.json").is_file() and (tmp_path / "pareto.png").is_file()
+
+
+def test_the_same_error_in_the_first_trials_stops_the_search_unspent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(cfg, run_dir, callbacks=()):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(trial_module, "train_architecture", broken)
+    cfg = compose("search", [*FAST, "search=random", "search.trials=5"])
+    with pytest.raises(NagoError, match="first 3 trials all failed with the same error.*disk full"):
+        run_search(cfg, tmp_path, Console(quiet=True))
+    assert rows(tmp_path / "study.db", "SELECT COUNT(*) FROM trials") == [(0,)]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("search.space.param_limit.high=20", "no network of the search space is feasible"),
+    ("search.min_width=64", "no network of the search space is feasible"),
+    ("search.pruning.eta=1", "search.pruning.eta must be > 1"),
+    ("search.pruning.min_epochs=0", "search.pruning.min_epochs must be a positive integer"),
+])
+def test_configuration_errors_stop_before_the_first_trial(tmp_path: Path, override: str,
+                                                          message: str) -> None:
+    cfg = compose("search", [*FAST, "search.space.param_limit.low=10", override]
+                  if "param_limit" in override else [*FAST, override])
+    with pytest.raises(NagoError, match=message):
+        run_search(cfg, tmp_path, Console(quiet=True))
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_a_missing_dataset_is_one_line_error_before_any_trial(tmp_path: Path) -> None:
+    proc = run_search_cli(tmp_path, "dataset=fashion_mnist", f"dataset.root={tmp_path}/absent")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")], err
+    assert not (tmp_path / "study.db").exists()
 
 
 def test_trial_config_maps_search_names_into_the_training_config() -> None:

@@ -28,7 +28,7 @@ NAGO = SearchSpace.from_config(NAGO_SPACE)
 OBJS = [Objective("val_acc", "max"), Objective("params", "min", log=True)]
 UNIT2 = {"x0": {"type": "float", "low": 0.0, "high": 1.0},
          "x1": {"type": "float", "low": 0.0, "high": 1.0}}
-BC_OBJS = [Objective("branin", "min"), Objective("currin", "min")]
+BC_OBJS = [Objective("branin", "min", ref=18.0), Objective("currin", "min", ref=6.0)]
 
 
 def nago_objectives(params: dict) -> dict:
@@ -75,7 +75,7 @@ def test_random_search_is_seeded_and_valid() -> None:
 
 
 def test_mobo_beats_random_on_branin_currin() -> None:
-    mobo = run_branin_currin(MOBO, 0, 16, 2, ref_point=[18.0, 6.0])
+    mobo = run_branin_currin(MOBO, 0, 16, 2)
     random = [run_branin_currin(RandomSearch, s, 16, 2) for s in range(5)]
     assert mobo > max(random)
 
@@ -137,9 +137,9 @@ def test_mobo_avoids_evaluated_configs_in_small_integer_space() -> None:
 
 
 def test_single_objective_mobo() -> None:
-    objs = [Objective("loss", "min")]
+    objs = [Objective("loss", "min", ref=1.0)]
     study = Study.open(":memory:", "one", UNIT2, objs)
-    mobo = MOBO(study.space, objs, seed=0, n_init=4, ref_point=[1.0])
+    mobo = MOBO(study.space, objs, seed=0, n_init=4)
 
     def loss(p: dict) -> float:
         return (p["x0"] - 0.3) ** 2 + (p["x1"] - 0.7) ** 2
@@ -222,8 +222,8 @@ def test_make_strategy() -> None:
         make_strategy("tpe", space=NAGO, objectives=OBJS)
     with pytest.raises(NagoError, match=r"has no option\(s\) \['n_initial'\]"):
         make_strategy("mobo", space=NAGO, objectives=OBJS, n_initial=3)
-    with pytest.raises(NagoError, match="ref_point needs one number per objective"):
-        make_strategy("mobo", space=NAGO, objectives=OBJS, ref_point=[0.5])
+    with pytest.raises(NagoError, match="fidelity_kernel must be one of matern, linear_truncated"):
+        make_strategy("mobo", space=NAGO, objectives=OBJS, fidelity_kernel="rbf")
     with pytest.raises(NagoError, match="eta >= 2"):
         make_strategy("bohb", space=NAGO, objectives=OBJS, eta=1)
     with pytest.raises(NagoError, match="non-negative integer"):

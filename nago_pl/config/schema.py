@@ -144,7 +144,11 @@ class SearchSettings:
     space: dict[str, Any] = field(default_factory=dict)
     objectives: list[Any] = field(default_factory=list)
     trials: int = 20
+    max_minutes: float | None = None  # stop starting trials after this much wall time
     batch_size: int = 1
+    baseline: bool = True       # trial 0: the generator/network config's own values
+    min_width: int = 4          # channels every cell must reach at its parameter budget
+    constraints: list[str] = field(default_factory=list)  # e.g. "params <= 5e6", "latency_ms <= 10"
     pruning: PruningConfig = field(default_factory=PruningConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     wandb_sweep: bool = False   # trials trained by W&B sweep agents (needs a W&B server)

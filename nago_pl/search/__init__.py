@@ -10,18 +10,17 @@ Ask/tell on an analytic two-objective problem (both objectives minimised)::
     problem = BraninCurrin()
     space = {"x0": {"type": "float", "low": 0.0, "high": 1.0},
              "x1": {"type": "float", "low": 0.0, "high": 1.0}}
-    objectives = [Objective("branin", "min"), Objective("currin", "min")]
+    objectives = [Objective("branin", "min", ref=18.0), Objective("currin", "min", ref=6.0)]
     study = Study.open(":memory:", "demo", space, objectives)  # or a file path: resumable
-    strategy = MOBO(study.space, objectives, seed=0, ref_point=[18.0, 6.0])
+    strategy = MOBO(study.space, objectives, seed=0)  # the objectives' refs: its reference point
     for _ in range(6):
         for trial in strategy.ask(study, 2):  # a batch of 2 (pending points kept apart)
             x = torch.tensor([[trial.params["x0"], trial.params["x1"]]])
             branin, currin = problem(x)[0].tolist()
             study.tell(trial.id, {"branin": branin, "currin": currin})
     _, values = study.observations()
-    ref = to_maximization(torch.tensor([18.0, 6.0]), objectives)
     print(len(study.best_trials()), "Pareto-optimal trials, hypervolume",
-          round(hypervolume(to_maximization(values, objectives), ref), 2))
+          round(hypervolume(to_maximization(values, objectives), study.reference_point()), 2))
 """
 
 from nago_pl.search.pareto import (

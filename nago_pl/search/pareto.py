@@ -6,6 +6,7 @@ objectives) into that orientation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,16 @@ def to_maximization(values: Tensor, objectives: Sequence[Objective]) -> Tensor:
     for j, obj in enumerate(objectives):
         col = values[..., j].log() if obj.log else values[..., j]
         cols.append(-col if obj.direction == "min" else col)
+    return torch.stack(cols, dim=-1)
+
+
+def from_maximization(Y: Tensor, objectives: Sequence[Objective]) -> Tensor:
+    """Inverse of :func:`to_maximization`: natural units again."""
+    Y = torch.as_tensor(Y, dtype=torch.float64)
+    cols = []
+    for j, obj in enumerate(objectives):
+        col = -Y[..., j] if obj.direction == "min" else Y[..., j]
+        cols.append(col.exp() if obj.log else col)
     return torch.stack(cols, dim=-1)
 
 
@@ -70,7 +81,7 @@ def hypervolume(Y: Tensor, ref_point: Tensor | Sequence[float]) -> float:
     reference in every objective contribute nothing)."""
     Y = torch.as_tensor(Y, dtype=torch.float64)
     ref = torch.as_tensor(ref_point, dtype=torch.float64)
-    Y = Y[(Y > ref).all(dim=-1)]
+    Y = Y[above_reference(Y, ref)]
     if Y.shape[0] == 0:
         return 0.0
     if Y.shape[-1] == 1:
@@ -93,6 +104,28 @@ def hypervolume_curve(Y: Tensor, ref_point: Tensor | Sequence[float]) -> list[fl
             hv = hypervolume(front, ref)
         curve.append(hv)
     return curve
+
+
+def reference_point(objectives: Sequence[Objective], Y: Tensor) -> Tensor:
+    """The reference point in maximisation form: each objective's ``ref`` where it has one, else
+    a little worse than the worst value in ``Y`` (maximisation form; 10 % of its range, NaN when
+    ``Y`` is empty). Points not strictly better in every objective are worthless."""
+    Y = torch.as_tensor(Y, dtype=torch.float64).reshape(-1, len(objectives))
+    given = torch.tensor([math.nan if o.ref is None else o.ref for o in objectives],
+                         dtype=torch.float64)
+    ref = to_maximization(given, objectives)
+    for j, objective in enumerate(objectives):
+        if objective.ref is None:
+            col = Y[:, j][Y[:, j].isfinite()]
+            if col.numel():
+                span = float(col.max() - col.min())
+                ref[j] = col.min() - (0.1 * span if span > 0 else 1e-6 * max(1.0, abs(float(col.min()))))
+    return ref
+
+
+def above_reference(Y: Tensor, ref_point: Tensor) -> Tensor:
+    """Boolean mask of the rows of ``Y`` strictly better than ``ref_point`` in every objective."""
+    return (torch.as_tensor(Y, dtype=torch.float64) > ref_point).all(dim=-1)
 
 
 def infer_reference_point(Y: Tensor) -> Tensor:

@@ -1,9 +1,10 @@
 """Multi-objective early stopping (asynchronous successive halving on Pareto ranks).
 
-At each rung epoch ``min_epochs * eta**k`` a trial continues iff it is in the top
-``ceil(n / eta)`` of the ``n`` trials that have reached that epoch, ranked by non-dominated rank
-and, within a front, by crowding distance (larger first; remaining ties: older trial first).
-Epochs count completed epochs (the first report is epoch 1).
+At each rung epoch ``min_epochs * eta**k`` a trial stops if a *learned* objective (one measured
+every epoch, e.g. ``val_acc``) is no better than its reference point; otherwise it continues iff
+it is in the top ``ceil(n / eta)`` of the ``n`` trials that reached that epoch (those below
+the reference last), ranked by non-dominated rank and, within a front, by crowding distance (larger first;
+remaining ties: older trial first). Epochs count completed epochs (the first report is epoch 1).
 """
 
 from __future__ import annotations
@@ -52,12 +53,15 @@ def rank_order(Y: torch.Tensor) -> list[int]:
 
 
 def should_continue(study: Study, trial_id: int, epoch: int, objectives: Sequence[Objective], *,
-                    min_epochs: int, eta: float, min_trials_at_rung: int | None = None) -> bool:
+                    min_epochs: int, eta: float, learned: Sequence[str] = (),
+                    min_trials_at_rung: int | None = None) -> bool:
     """Whether trial ``trial_id``, which has just reported ``epoch``, should keep training.
 
-    Off-rung epochs always continue, as do rungs reached by fewer than ``min_trials_at_rung``
-    (default ``ceil(eta)``) trials. Compared trials: complete, pruned and running trials with a
-    report at ``epoch``; their objective values are read from their reports up to ``epoch``.
+    Off-rung epochs always continue. At a rung, a trial whose value of a ``learned`` objective
+    is no better than that objective's ``ref`` stops. Compared trials: complete, pruned and
+    running trials with a report at ``epoch`` (those below a reference rank last); their
+    objective values are read from their reports up to ``epoch``. A rung reached by fewer than
+    ``min_trials_at_rung`` (default ``ceil(eta)``) trials lets the trial continue.
     """
     if epoch not in rungs(min_epochs, epoch + 1, eta):
         return True
@@ -69,12 +73,22 @@ def should_continue(study: Study, trial_id: int, epoch: int, objectives: Sequenc
     if missing:
         raise NagoError(f"pruning needs objective(s) {missing} in the epoch reports of trial "
                         f"{trial_id}; it reported: {sorted(metrics[trial_id])}")
+    dead = [o for o in objectives if o.name in learned and o.ref is not None]
+
+    def alive(m: dict[str, float]) -> bool:
+        return all(bool(to_maximization(torch.tensor([m[o.name]]), [o])
+                        > to_maximization(torch.tensor([o.ref]), [o])) for o in dead)
+
+    if not alive(metrics[trial_id]):
+        return False
     ids = [i for i, m in metrics.items() if all(o.name in m for o in objectives)]
     needed = math.ceil(eta) if min_trials_at_rung is None else min_trials_at_rung
     if len(ids) < needed:
         return True
     values = torch.tensor([[metrics[i][o.name] for o in objectives] for i in ids],
                           dtype=torch.float64)
-    order = rank_order(to_maximization(values, objectives))
+    Y = to_maximization(values, objectives)
+    Y[[not alive(metrics[i]) for i in ids]] = -math.inf  # dead ones rank last
+    order = rank_order(Y)
     keep = math.ceil(len(ids) / eta)
     return ids.index(trial_id) in order[:keep]

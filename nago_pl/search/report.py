@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,8 @@ import torch  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from nago_pl.search.pareto import (  # noqa: E402
+    from_maximization,
     hypervolume_curve,
-    infer_reference_point,
     to_maximization,
 )
 from nago_pl.search.study import Study, Trial  # noqa: E402
@@ -36,12 +37,17 @@ def objective_matrix(study: Study, trials: list[Trial]) -> torch.Tensor:
 
 
 def hypervolume_history(study: Study) -> list[float]:
-    """Dominated hypervolume after each scored trial (reference point inferred from all)."""
+    """Dominated hypervolume of the complete trials after each scored trial, against the
+    study's reference point (pruned trials are scored but never on the front)."""
     trials = scored_trials(study)
     if not trials:
         return []
     Y = objective_matrix(study, trials)
-    return hypervolume_curve(Y, infer_reference_point(Y))
+    complete = torch.tensor([t.status == "complete" for t in trials])
+    ref = study.reference_point()
+    # a pruned trial adds nothing: give it a value at the reference point
+    Y = torch.where(complete[:, None], Y, ref.expand_as(Y))
+    return hypervolume_curve(Y, ref)
 
 
 def pareto_records(study: Study) -> list[dict[str, Any]]:
@@ -58,10 +64,13 @@ def pareto_records(study: Study) -> list[dict[str, Any]]:
 
 def write_pareto_json(study: Study, path: Path) -> list[dict[str, Any]]:
     records = pareto_records(study)
+    reference = from_maximization(study.reference_point(), study.objectives).tolist()
     payload = {"study": study.name,
                "objectives": [o.describe() for o in study.objectives],
+               "reference": {o.name: (v if math.isfinite(v) else None)
+                             for o, v in zip(study.objectives, reference, strict=True)},
                "front": records}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     return records
 
 
@@ -81,6 +90,14 @@ def plot_pareto(study: Study, path: Path) -> None:
         pareto = sorted((t for t in trials if t.id in front), key=lambda t: t.values[x_obj.name])
         ax.step([t.values[x_obj.name] for t in pareto], [t.values[y_obj.name] for t in pareto],
                 where="post", color="tab:red", marker="o", label="Pareto front")
+        baseline = [t for t in trials if t.info.get("source") == "baseline"]
+        if baseline:
+            ax.scatter([t.values[x_obj.name] for t in baseline],
+                       [t.values[y_obj.name] for t in baseline], marker="*", s=160,
+                       color="tab:green", zorder=3, label="default architecture")
+        natural = from_maximization(study.reference_point(), study.objectives).tolist()
+        ax.axhline(natural[0], color="grey", linestyle="--", linewidth=1, label="reference")
+        ax.axvline(natural[1], color="grey", linestyle="--", linewidth=1)
         if x_obj.log:
             ax.set_xscale("log")
         ax.legend()

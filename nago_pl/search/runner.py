@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from callbacks.study_reporter import PruningRule
 from nago_pl.errors import NagoError
+from nago_pl.search.constraints import FeasibilityCheck
+from nago_pl.search.preflight import (
+    check_settings,
+    feasibility_check,
+    load_data_shape,
+    objectives_with_references,
+)
 from nago_pl.search.report import (
     front_table,
     hypervolume_history,
@@ -30,13 +38,16 @@ from nago_pl.training.run import train_architecture
 OBJECTIVE_METRICS = ("val_acc", "val_loss", "params", "flops", "latency_ms", "memory_mb")
 
 
-def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True) -> Study:
+def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True,
+               objectives: list[Objective] | None = None) -> Study:
     """Create or reopen the study ``cfg.study_name`` in ``<run_dir>/study.db`` (``requeue``: see
-    :meth:`Study.open`)."""
+    :meth:`Study.open`; ``objectives``: the configured ones with their reference points filled)."""
     space = OmegaConf.to_container(cfg.search.space, resolve=True)
     for name in space:
         config_path(name)  # every searched name must map into the training config
-    objectives = [Objective.from_config(o) for o in OmegaConf.to_container(cfg.search.objectives)]
+    if objectives is None:
+        objectives = [Objective.from_config(o)
+                      for o in OmegaConf.to_container(cfg.search.objectives)]
     for objective in objectives:
         if objective.name not in OBJECTIVE_METRICS:
             hint = " (searching on the test split would bias it)" if objective.name.startswith(
@@ -46,30 +57,85 @@ def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True) -> Study:
     return Study.open(run_dir / "study.db", cfg.study_name, space, objectives, requeue=requeue)
 
 
-def search_strategy(cfg: DictConfig, study: Study) -> Strategy:
-    """The strategy ``cfg.search.strategy`` with its options, seeded by ``cfg.seed``."""
+def search_strategy(cfg: DictConfig, study: Study,
+                    feasible: FeasibilityCheck | None = None) -> Strategy:
+    """The strategy ``cfg.search.strategy`` with its options, seeded by ``cfg.seed``, proposing
+    only configurations ``feasible`` accepts."""
     return make_strategy(cfg.search.strategy, space=study.space, objectives=study.objectives,
-                         seed=int(cfg.seed), **OmegaConf.to_container(cfg.search.options))
+                         seed=int(cfg.seed), feasible=feasible,
+                         **OmegaConf.to_container(cfg.search.options))
+
+
+def trial_base_config(cfg: DictConfig, job_type: str) -> DictConfig:
+    """The training config every trial (or final retrain) starts from."""
+    base = cfg.copy()
+    base.trainer.enable_progress_bar = False
+    base.tracking.group, base.tracking.job_type = cfg.tracking.group or cfg.study_name, job_type
+    return base
+
+
+def enqueue_baseline(cfg: DictConfig, study: Study, feasible: FeasibilityCheck,
+                     console: Console) -> None:
+    """Queue the generator/network config's own values as trial 0 (a status-quo arm), trained
+    with the search's seed like ``python train.py seed=<seed>``; skipped with a notice when a
+    value lies outside the search box or the network is infeasible."""
+    params = {name: OmegaConf.select(cfg, path) if index is None
+              else OmegaConf.select(cfg, path)[index]
+              for name, (path, index) in ((n, config_path(n)) for n in study.space.names)}
+    try:
+        study.space.to_unit([params])
+    except NagoError as err:
+        console.print(f"[yellow]baseline skipped:[/] {escape(str(err))}", highlight=False)
+        return
+    reason = feasible.reason(int(cfg.seed), params)
+    if reason is not None:
+        console.print(f"[yellow]baseline skipped:[/] {escape(reason)}", highlight=False)
+        return
+    study.enqueue(params, int(cfg.seed), info={"source": "baseline"})
+
+
+#: A search whose first trials all fail with one error stops: the error is not theirs.
+SYSTEMATIC_FAILURES = 3
+
+
+def check_systematic_failure(study: Study) -> None:
+    """Raise NagoError (and forget those trials, so the fixed command starts afresh) when the
+    study's first SYSTEMATIC_FAILURES trials all failed with the same error."""
+    trials = study.trials()
+    if len(trials) < SYSTEMATIC_FAILURES or any(t.status != "failed"
+                                                 for t in trials[:SYSTEMATIC_FAILURES]):
+        return
+    errors = {t.error for t in trials}
+    if len(errors) == 1 and all(t.status == "failed" for t in trials):
+        study.discard([t.id for t in trials])
+        raise NagoError(f"the first {len(trials)} trials all failed with the same error, so "
+                        f"it is not theirs (nothing recorded; fix it and re-run): {errors.pop()}")
 
 
 def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
-    """Run (or resume) the search until ``cfg.search.trials`` trials have finished."""
+    """Run (or resume) the search until ``cfg.search.trials`` trials have finished (or
+    ``cfg.search.max_minutes`` have passed)."""
     settings = cfg.search
     if "ddp" in str(cfg.trainer.strategy):
         raise NagoError(f"trainer.strategy={cfg.trainer.strategy}: search.py trains its trials "
                         "in-process, one device each; multi-process strategies (ddp) are for "
                         "train.py (e.g. retraining a found architecture); use trainer=gpu")
-    study = open_study(cfg, run_dir)
+    check_settings(cfg)
+    shape = load_data_shape(cfg)
+    base = trial_base_config(cfg, "trial")
+    feasible = feasibility_check(cfg, base, shape)
+    study = open_study(cfg, run_dir, objectives=objectives_with_references(cfg, shape))
     if study.requeued:
         console.print(f"resuming: {len(study.requeued)} interrupted trial(s) will be re-run")
-    strategy = search_strategy(cfg, study)
+    if settings.baseline and study.n_trials() == 0:
+        enqueue_baseline(cfg, study, feasible, console)
+    strategy = search_strategy(cfg, study, feasible)
     pruning = PruningRule(settings.pruning.min_epochs, settings.pruning.eta) \
         if settings.pruning.enabled else None
-    base = cfg.copy()
-    base.trainer.enable_progress_bar = False
-    base.tracking.group, base.tracking.job_type = cfg.tracking.group or cfg.study_name, "trial"
     trials_dir = run_dir / "trials"
     total = int(settings.trials)
+    deadline = None if settings.max_minutes is None else \
+        time.monotonic() + 60 * float(settings.max_minutes)
 
     def finished() -> int:
         return len(study.trials(FINISHED))
@@ -79,6 +145,10 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("", total=total, completed=finished())
         while (done := finished()) < total:
+            if deadline is not None and time.monotonic() >= deadline:
+                console.print(f"search.max_minutes={settings.max_minutes} reached after "
+                              f"{done} trials")
+                break
             batch = strategy.ask(study, n=min(int(settings.batch_size), total - done))
             for trial in batch:
                 best = _best_hv(study)
@@ -87,10 +157,13 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
                     progress.update(task, description=f"trial {number} epoch {epoch} · best HV {hv}")
 
                 show_epoch(0)
-                outcome = run_trial(study, trial, base, trials_dir, pruning, show_epoch)
+                # the status-quo arm trains to the full budget: the front never loses to it
+                rule = None if trial.info.get("source") == "baseline" else pruning
+                outcome = run_trial(study, trial, base, trials_dir, rule, show_epoch)
                 if outcome.status == "failed":
-                    console.print(f"[yellow]trial {outcome.number} failed:[/] {outcome.error}",
-                                  highlight=False)
+                    console.print(f"[yellow]trial {outcome.number} failed:[/] "
+                                  f"{escape(outcome.error or '')}", highlight=False)
+                    check_systematic_failure(study)
                 progress.update(task, completed=finished())
     return study
 
@@ -117,9 +190,7 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
     front generators for ``max_epochs`` and report test accuracy mean ± std (``final.json``).
     Samples already trained (their ``metrics.json`` exists) are not trained again."""
     final = cfg.search.final
-    base = cfg.copy()
-    base.trainer.enable_progress_bar = False
-    base.tracking.group, base.tracking.job_type = cfg.tracking.group or cfg.study_name, "final"
+    base = trial_base_config(cfg, "final")
     results: dict[Any, Any] = {}
     failures: list[str] = []
     for record in records[: int(final.top)]:

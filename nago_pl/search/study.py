@@ -23,7 +23,12 @@ import torch
 from torch import Tensor
 
 from nago_pl.errors import NagoError
-from nago_pl.search.pareto import is_non_dominated, to_maximization
+from nago_pl.search.pareto import (
+    above_reference,
+    is_non_dominated,
+    reference_point,
+    to_maximization,
+)
 from nago_pl.search.space import SearchSpace
 
 STATUSES = ("queued", "running", "complete", "pruned", "failed")
@@ -94,12 +99,15 @@ def trial_seed(seed: int, index: int, stream: int = 0) -> int:
 
 @dataclass(frozen=True)
 class Objective:
-    """A quantity to optimise: a metric name, ``"max"`` or ``"min"``, and whether the surrogate
-    models ``log(value)`` (for positive, wide-ranging values such as parameter counts)."""
+    """A quantity to optimise: a metric name, ``"max"`` or ``"min"``, whether the surrogate
+    models ``log(value)`` (for positive, wide-ranging values such as parameter counts), and the
+    reference point ``ref`` in natural units: a value no better than ``ref`` is worthless (it
+    never reaches the front and adds no hypervolume). ``ref=None``: the worst value seen."""
 
     name: str
     direction: Literal["max", "min"]
     log: bool = False
+    ref: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -110,22 +118,36 @@ class Objective:
         if not isinstance(self.log, bool):
             raise NagoError(f"objective '{self.name}': log must be true or false, "
                             f"got {self.log!r}")
+        if self.ref is not None:
+            if (isinstance(self.ref, bool) or not isinstance(self.ref, int | float)
+                    or not math.isfinite(self.ref)):
+                raise NagoError(f"objective '{self.name}': ref must be a finite number or null, "
+                                f"got {self.ref!r}")
+            if self.log and self.ref <= 0:
+                raise NagoError(f"objective '{self.name}': a log objective needs ref > 0, "
+                                f"got {self.ref!r}")
+            object.__setattr__(self, "ref", float(self.ref))
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> Objective:
-        """Build from ``{name, direction[, log]}``."""
-        unknown = set(mapping) - {"name", "direction", "log"}
+        """Build from ``{name, direction[, log][, ref]}``."""
+        unknown = set(mapping) - {"name", "direction", "log", "ref"}
         if unknown:
             raise NagoError(f"objective {dict(mapping)}: unknown key(s) {sorted(unknown)}; "
-                            f"allowed: name, direction, log")
+                            f"allowed: name, direction, log, ref")
         if "name" not in mapping or "direction" not in mapping:
             raise NagoError(f"objective {dict(mapping)}: needs 'name' and 'direction' "
                             f"('max' or 'min')")
-        return cls(mapping["name"], mapping["direction"], mapping.get("log", False))
+        return cls(mapping["name"], mapping["direction"], mapping.get("log", False),
+                   mapping.get("ref"))
 
     def describe(self) -> str:
         """Short form such as ``params:min(log)``."""
         return f"{self.name}:{self.direction}{'(log)' if self.log else ''}"
+
+    def same_quantity(self, other: Objective) -> bool:
+        """Whether ``other`` optimises the same thing (the reference point may differ)."""
+        return (self.name, self.direction, self.log) == (other.name, other.direction, other.log)
 
 
 @dataclass(frozen=True)
@@ -241,6 +263,8 @@ class Study:
                 study._id = row[0]
                 _check_same(name, path, json.loads(row[1]), json.loads(space_json),
                             [Objective(**o) for o in json.loads(row[2])], objs)
+                conn.execute("UPDATE studies SET objectives = ? WHERE id = ?",
+                             (objs_json, study._id))
         return study
 
     def _requeue_running(self) -> list[Trial]:
@@ -367,6 +391,15 @@ class Study:
                          (str(error), end, _seconds_between(started, end), trial_id))
         return self.trial(trial_id)
 
+    def discard(self, trial_ids: Sequence[int]) -> None:
+        """Delete finished trials and their reports (a search stopped by an error that was not
+        theirs, so re-running the fixed command spends no budget on them)."""
+        with self._tx() as conn:
+            for trial_id in trial_ids:
+                self._require(conn, trial_id, FINISHED)
+                conn.execute("DELETE FROM reports WHERE trial_id = ?", (trial_id,))
+                conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
+
     def set_paths(self, trial_id: int, paths: Mapping[str, str]) -> None:
         """Merge ``paths`` (arch JSON, checkpoint, run dir...) into the trial's paths."""
         with self._tx() as conn:
@@ -447,14 +480,25 @@ class Study:
         """Params of the trials awaiting a result (running or queued)."""
         return [t.params for t in self.trials(("running", "queued"))]
 
+    def reference_point(self) -> Tensor:
+        """The objectives' reference point in maximisation form (see
+        :func:`~nago_pl.search.pareto.reference_point`; unset ones from the observations)."""
+        _, values = self.observations()
+        return reference_point(self.objectives, to_maximization(values, self.objectives))
+
     def best_trials(self) -> list[Trial]:
-        """The complete trials on the Pareto front of the study's objectives."""
+        """The complete trials on the Pareto front of the study's objectives: finite values,
+        strictly better than the reference point in every objective, and non-dominated."""
         done = [t for t in self.trials(("complete",))
-                if all(o.name in (t.values or {}) for o in self.objectives)]
+                if all(isinstance((t.values or {}).get(o.name), int | float)
+                       and math.isfinite(t.values[o.name]) for o in self.objectives)]
         if not done:
             return []
         Y = to_maximization(torch.tensor([[t.values[o.name] for o in self.objectives]
                                           for t in done], dtype=torch.float64), self.objectives)
+        alive = above_reference(Y, self.reference_point())
+        done = [t for t, ok in zip(done, alive.tolist(), strict=True) if ok]
+        Y = Y[alive]
         return [t for t, keep in zip(done, is_non_dominated(Y).tolist(), strict=True) if keep]
 
 
@@ -468,7 +512,9 @@ def _check_same(name: str, path: str, stored_space: dict, space: dict,
         changes += [f"{k} removed" for k in stored_space if k not in space]
         raise NagoError(f"study '{name}' in {path} was created with a different search space: "
                         f"{'; '.join(changes)} (use a new study name or the original space)")
-    if stored_objs != objs:
+    if len(stored_objs) != len(objs) or not all(
+            a.same_quantity(b) for a, b in zip(stored_objs, objs, strict=True)):
         raise NagoError(f"study '{name}' in {path} was created with objectives "
                         f"[{', '.join(o.describe() for o in stored_objs)}], given "
-                        f"[{', '.join(o.describe() for o in objs)}] (use a new study name)")
+                        f"[{', '.join(o.describe() for o in objs)}] (use a new study name; "
+                        f"only their reference points may change)")

@@ -21,7 +21,13 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from nago_pl.errors import NagoError
-from nago_pl.search.runner import open_study, search_strategy
+from nago_pl.search.preflight import (
+    check_settings,
+    feasibility_check,
+    load_data_shape,
+    objectives_with_references,
+)
+from nago_pl.search.runner import open_study, search_strategy, trial_base_config
 from nago_pl.search.strategies import Strategy
 from nago_pl.search.study import FINISHED, Study, Trial
 from nago_pl.tracking.loggers import DEFAULT_PROJECT
@@ -144,7 +150,11 @@ def drive_sweep(cfg: DictConfig, run_dir: Path, console: Console,
     if importlib.util.find_spec("sweeps") is None:
         raise NagoError("search.wandb_sweep=true needs W&B's local controller: "
                         "pip install 'wandb[sweeps]'")
-    study = open_study(cfg, run_dir, requeue=False)  # running trials may still be on agents
+    check_settings(cfg)
+    shape = load_data_shape(cfg)
+    feasible = feasibility_check(cfg, trial_base_config(cfg, "trial"), shape)
+    study = open_study(cfg, run_dir, requeue=False,  # running trials may still be on agents
+                       objectives=objectives_with_references(cfg, shape))
     project = logger.get("project") or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
     entity = logger.get("entity") or os.environ.get("WANDB_ENTITY")
     group = cfg.tracking.group or study.name
@@ -161,7 +171,7 @@ def drive_sweep(cfg: DictConfig, run_dir: Path, console: Console,
     console.print(f"sweep {sweep_id}: start agents from the project root with `wandb agent "
                   f"{f'-e {entity} ' if entity else ''}-p {project} {sweep_id}`", highlight=False)
     total = int(cfg.search.trials)
-    search = NagoSearch(study, search_strategy(cfg, study), total, group, fixed)
+    search = NagoSearch(study, search_strategy(cfg, study, feasible), total, group, fixed)
     controller.configure_search(search)
     with console.status("") as status:
         while (done := len(study.trials(FINISHED))) < total:

@@ -22,7 +22,8 @@ trials, else uniformly at random.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from botorch.acquisition import qLogExpectedImprovement
@@ -33,6 +34,7 @@ from nago_pl.errors import NagoError
 from nago_pl.search.pareto import to_maximization
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.strategies.mobo import check_options, fit_surrogate, propose, torch_threads
+from nago_pl.search.strategies.random_search import draw_feasible
 from nago_pl.search.study import Objective, Study, Trial, check_seed, trial_seed
 
 Rungs = dict[int, list[Trial]]
@@ -44,8 +46,10 @@ class BOHB:
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], seed: int = 0, *,
                  min_budget: int = 30, max_budget: int = 120, eta: int = 2,
                  num_restarts: int = 8, raw_samples: int = 256, mc_samples: int = 128,
-                 maxiter: int = 100, num_threads: int | None = 1) -> None:
+                 maxiter: int = 100, num_threads: int | None = 1,
+                 feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
         self.space = space
+        self.feasible = feasible
         self.objectives = list(objectives)[:1]
         self.seed = check_seed(seed)
         check_options("bohb", min_budget=min_budget, max_budget=max_budget, eta=eta,
@@ -83,8 +87,10 @@ class BOHB:
         value = float(to_maximization(torch.tensor([[raw]]), self.objectives))
         return value if math.isfinite(value) else -math.inf
 
-    def _next_promotion(self, brackets: dict[int, Rungs]) -> tuple[Trial, int, int] | None:
-        """(parent, bracket, new rung) of the first ready promotion, oldest bracket first."""
+    def _next_promotion(self, brackets: dict[int, Rungs],
+                        ref: float) -> tuple[Trial, int, int] | None:
+        """(parent, bracket, new rung) of the first ready promotion, oldest bracket first; a
+        trial no better than the reference ``ref`` (maximisation form) is never promoted."""
         for b in sorted(brackets):
             s, rungs = self.bracket_size(b), brackets[b]
             expected = self.eta**s
@@ -93,7 +99,8 @@ class BOHB:
                 if len(members) < expected or any(t.status in ("queued", "running")
                                                   for t in members):
                     break  # this rung is not closed: nothing above it can be promoted
-                done = sorted((t for t in members if t.status == "complete"),
+                done = sorted((t for t in members
+                               if t.status == "complete" and self._score(t) > ref),
                               key=lambda t: (-self._score(t), t.number))
                 expected = min(self.eta ** (s - r - 1), len(done))
                 promoted = {t.info.get("parent") for t in rungs.get(r + 1, [])}
@@ -106,7 +113,9 @@ class BOHB:
     def ask(self, study: Study, n: int = 1) -> list[Trial]:
         """Re-queued trials, then ready promotions, then new configurations (``n`` in all)."""
         trials = study.take_queued(n)
-        while len(trials) < n and (promo := self._next_promotion(self._brackets(study))):
+        ref = float(study.reference_point()[0])
+        ref = ref if math.isfinite(ref) else -math.inf
+        while len(trials) < n and (promo := self._next_promotion(self._brackets(study), ref)):
             parent, b, r = promo
             trials.append(study.add_trial(parent.params, parent.seed, self.budget(b, r),
                                           info={"bracket": b, "rung": r, "parent": parent.id}))
@@ -143,8 +152,14 @@ class BOHB:
         fit_on = [b for b in sorted(by_budget, reverse=True)
                   if len(by_budget[b]) >= self.space.dim + 2]
         rng_seed = trial_seed(self.seed, start, stream=1)
+
+        def feasible(i: int, config: dict[str, Any]) -> bool:
+            return self.feasible is None or self.feasible(trial_seed(self.seed, start + i), config)
+
         if not fit_on:
-            return [(c, "random") for c in self.space.uniform(k, rng_seed)]
+            gen = torch.Generator().manual_seed(rng_seed)
+            return [(draw_feasible(self.space, gen, lambda c, i=i: feasible(i, c)), "random")
+                    for i in range(k)]
         data = by_budget[fit_on[0]]
         X = self.space.to_unit([t.params for t in data])
         Y = torch.tensor([[self._score(t)] for t in data], dtype=torch.float64)
@@ -156,5 +171,6 @@ class BOHB:
             acqf = qLogExpectedImprovement(
                 model, best_f=Y.max(), X_pending=X_pending,
                 sampler=SobolQMCNormalSampler(sample_shape=torch.Size([self.mc_samples])))
-            points = propose(acqf, self.space, k, taken, X_pending, seed=rng_seed, **self.opt)
+            points = propose(acqf, self.space, k, taken, X_pending, seed=rng_seed,
+                             feasible=feasible, **self.opt)
         return [(c, "bo") for c in self.space.from_unit(points)]

@@ -1,12 +1,15 @@
 """Multi-objective Bayesian optimisation: GP per objective + BoTorch's qLogNEHVI.
 
-A Sobol design of ``n_init`` configurations comes first. Then every objective (maximisation
-orientation, log where the objective asks) gets a ``SingleTaskGP`` on the unit cube with a
-``Standardize`` outcome transform; ``qLogNoisyExpectedHypervolumeImprovement`` (``qLogNEI`` for a
-single objective), with the running/queued trials as pending points, is optimised one candidate
-at a time (sequential greedy): each candidate is snapped to the integer bins it decodes to, the
-best restart that is not the configuration of an existing trial (evaluated, pending or failed)
-wins, and it joins the pending points before the next one.
+A Sobol design of ``n_init`` feasible configurations comes first. Then every objective
+(maximisation orientation, log where the objective asks) gets a GP on the unit cube plus a
+fidelity input (:mod:`nago_pl.search.fidelity`: learned objectives see where on its learning
+curve each value was measured) with a ``Standardize`` outcome transform.
+``qLogNoisyExpectedHypervolumeImprovement`` (``qLogNEI`` for a single objective) at full
+fidelity, against the study's reference point and with the running/queued trials as pending
+points, is optimised one candidate at a time (sequential greedy): each candidate is snapped to
+the integer bins it decodes to, the best restart that is feasible and not the configuration of
+an existing trial (evaluated, pending or failed) wins, and it joins the pending points before the
+next one.
 
 Proposals run with one torch thread by default (``num_threads``; restored afterwards): the GP
 matrices are small, and on a loaded 2-core machine intra-op threads made a proposal ~6x slower.
@@ -14,14 +17,16 @@ matrices are small, and on a loaded 2-core machine intra-op threads made a propo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from botorch.acquisition import AcquisitionFunction, qLogNoisyExpectedImprovement
+from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.fit import fit_gpytorch_mll
-from botorch.models import ModelListGP, SingleTaskGP
+from botorch.models import ModelListGP, SingleTaskGP, SingleTaskMultiFidelityGP
 from botorch.models.model import Model
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf
@@ -31,7 +36,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
 from torch import Tensor
 
 from nago_pl.errors import NagoError
-from nago_pl.search.pareto import infer_reference_point, to_maximization
+from nago_pl.search.fidelity import CurveData, curve_data
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.study import Objective, Study, Trial, check_seed, trial_seed
 
@@ -62,29 +67,38 @@ def check_options(owner: str, **options: int | None) -> None:
 
 def fit_surrogate(X: Tensor, Y: Tensor) -> Model:
     """Independent GPs (one per column of ``Y``) on unit-cube inputs ``X``, fitted by ML-II."""
-    gps = [SingleTaskGP(X, Y[:, j:j + 1], outcome_transform=Standardize(m=1))
-           for j in range(Y.shape[-1])]
-    if len(gps) == 1:
-        model: Model = gps[0]
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-    else:
-        model = ModelListGP(*gps)
-        mll = SumMarginalLogLikelihood(model.likelihood, model)
+    return fit_curve_models([CurveData(X, Y[:, j:j + 1], learned=False)
+                             for j in range(Y.shape[-1])], "matern")
+
+
+def fit_curve_models(datasets: Sequence[CurveData], fidelity_kernel: str) -> Model:
+    """One GP per objective on ``(θ, fidelity)`` inputs: static objectives (all at fidelity 1)
+    get a ``SingleTaskGP``; learned ones the ``fidelity_kernel`` ("matern": an ARD Matern over
+    θ and the fidelity; "linear_truncated": BoTorch's ``SingleTaskMultiFidelityGP``)."""
+    gps = []
+    for data in datasets:
+        if data.learned and fidelity_kernel == "linear_truncated":
+            gps.append(SingleTaskMultiFidelityGP(data.X, data.Y, data_fidelities=[data.X.shape[-1] - 1],
+                                                 outcome_transform=Standardize(m=1)))
+        else:
+            gps.append(SingleTaskGP(data.X, data.Y, outcome_transform=Standardize(m=1)))
+    model: Model = gps[0] if len(gps) == 1 else ModelListGP(*gps)
+    mll = (ExactMarginalLogLikelihood(model.likelihood, model) if len(gps) == 1
+           else SumMarginalLogLikelihood(model.likelihood, model))
     fit_gpytorch_mll(mll)
     return model
 
 
-def make_acquisition(model: Model, X: Tensor, Y: Tensor, ref_point: Tensor | None,
+def make_acquisition(model: Model, X: Tensor, ref_point: Tensor,
                      X_pending: Tensor | None, mc_samples: int) -> AcquisitionFunction:
-    """qLogNEHVI (``m >= 2``) or qLogNEI (``m = 1``) over the observed ``X`` (maximisation);
-    ``ref_point`` defaults to BoTorch's inferred one. Baselines are pruned to the points that
-    may be Pareto-optimal, which bounds the cost as observations grow."""
+    """qLogNEHVI (two or more objectives) or qLogNEI (one) over the observed ``X``
+    (maximisation) with the reference point ``ref_point``. Baselines are pruned to the points
+    that may be Pareto-optimal, which bounds the cost as observations grow."""
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]))
-    if Y.shape[-1] == 1:
+    if ref_point.numel() == 1:
         return qLogNoisyExpectedImprovement(model, X_baseline=X, sampler=sampler,
                                             X_pending=X_pending, prune_baseline=True)
-    ref = infer_reference_point(Y) if ref_point is None else ref_point
-    return qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref, X_baseline=X,
+    return qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref_point, X_baseline=X,
                                                    sampler=sampler, X_pending=X_pending,
                                                    prune_baseline=True)
 
@@ -93,64 +107,116 @@ def _is_taken(x: Tensor, taken: Tensor) -> bool:
     return bool(taken.shape[0]) and bool(((taken - x).abs().max(dim=-1).values < 1e-9).any())
 
 
+#: Random points scored by the acquisition when no optimised restart is new and feasible.
+FALLBACK_POINTS = 256
+
+
 def propose(acqf: AcquisitionFunction, space: SearchSpace, k: int, taken: Tensor,
             X_pending: Tensor | None, *, num_restarts: int, raw_samples: int, maxiter: int,
-            seed: int) -> Tensor:
-    """``k`` snapped unit points by sequential greedy optimisation of ``acqf``, avoiding the
-    rows of ``taken`` (falls back to a random new point when every restart is taken)."""
+            seed: int, feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> Tensor:
+    """``k`` snapped unit points by sequential greedy optimisation of ``acqf``.
+
+    Candidate ``i`` is the best optimised restart that is new (not a row of ``taken``) and
+    ``feasible(i, config)``; failing that, the best by acquisition value of random new feasible
+    points; failing that (an exhausted space), the best feasible restart even if taken.
+    """
     gen = torch.Generator().manual_seed(seed)
     chosen: list[Tensor] = []
-    for _ in range(k):
+    for i in range(k):
         if chosen:
             new = torch.stack(chosen)
             acqf.set_X_pending(new if X_pending is None else torch.cat([X_pending, new]))
         cands, values = optimize_acqf(acqf, bounds=space.bounds(), q=1,
                                       num_restarts=num_restarts, raw_samples=raw_samples,
                                       options={"maxiter": maxiter}, return_best_only=False)
-        snapped = space.round_unit(cands[:, 0, :].detach())
-        order = values.argsort(descending=True).tolist()
-        fallback = space.round_unit(torch.rand(100, space.dim, generator=gen, dtype=torch.float64))
-        # the best restart that is new, else a random new point, else (exhausted space) the best
-        pick = next((x for x in [*snapped[order], *fallback] if not _is_taken(x, taken)),
-                    snapped[order[0]])
+        snapped = space.round_unit(cands[:, 0, :].detach())[values.argsort(descending=True)]
+
+        def ok(x: Tensor, i: int = i) -> bool:
+            return feasible is None or feasible(i, space.from_unit(x[None])[0])
+
+        pick = next((x for x in snapped if not _is_taken(x, taken) and ok(x)), None)
+        if pick is None:
+            fallback = space.round_unit(torch.rand(FALLBACK_POINTS, space.dim, generator=gen,
+                                                   dtype=torch.float64))
+            with torch.no_grad():
+                scores = acqf(fallback[:, None, :])
+            fallback = fallback[scores.argsort(descending=True)]
+            pick = next((x for x in fallback if not _is_taken(x, taken) and ok(x)), None)
+        if pick is None:
+            pick = next((x for x in snapped if ok(x)), None)
+        if pick is None:
+            raise NagoError(f"no feasible configuration found among {FALLBACK_POINTS} random "
+                            "points and the optimised candidates; relax search.min_width or "
+                            "search.constraints, or widen the search space")
         chosen.append(pick)
         taken = torch.cat([taken, pick[None]])
     return torch.stack(chosen)
 
 
+def feasible_sobol(space: SearchSpace, n: int, first_index: int, seed: int,
+                   feasible: Callable[[int, dict[str, Any]], bool] | None,
+                   max_draws: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+    """``n`` feasible configs from the scrambled Sobol sequence ``seed``, from element
+    ``first_index`` on, with their sequence indices (infeasible elements are skipped)."""
+    engine = torch.quasirandom.SobolEngine(space.dim, scramble=True, seed=seed)
+    engine.fast_forward(first_index)
+    out: list[tuple[int, dict[str, Any]]] = []
+    for index in range(first_index, first_index + max_draws):
+        config = space.from_unit(engine.draw(1, dtype=torch.float64))[0]
+        if feasible is None or feasible(len(out), config):
+            out.append((index, config))
+            if len(out) == n:
+                return out
+    raise NagoError(f"no feasible configuration among {max_draws} Sobol points; relax "
+                    "search.min_width or search.constraints, or widen the search space")
+
+
 class MOBO:
     """Multi-objective BO (the default strategy); also handles a single objective (qLogNEI).
 
-    ``ref_point`` is given in the objectives' natural units (e.g. ``[0.5, 5e6]`` for accuracy
-    at least 0.5 and at most 5M parameters); by default it is inferred from the observations.
+    The reference point is the study's (each objective's ``ref``, else the worst value seen).
+    Learned objectives are modelled over (θ, fidelity) and the acquisition asks for their value
+    at full fidelity (:mod:`nago_pl.search.fidelity`); ``max_early_points`` caps the early
+    learning-curve points (default: half the number of trials), which bounds the GP's size.
+    ``feasible(seed, config)`` (optional) says whether a config, sampled with the trial seed
+    ``seed``, may be trained; infeasible ones are never proposed.
     ``num_restarts``/``raw_samples``/``mc_samples``/``maxiter`` trade proposal quality for time;
     ``num_threads`` is the torch thread count while proposing (None: leave it alone).
     """
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], seed: int = 0, *,
-                 n_init: int | None = None, ref_point: Sequence[float] | None = None,
+                 n_init: int | None = None, fidelity_kernel: str = "linear_truncated",
+                 max_early_points: int | None = None,
                  num_restarts: int = 8, raw_samples: int = 256, mc_samples: int = 128,
-                 maxiter: int = 100, num_threads: int | None = 1) -> None:
+                 maxiter: int = 100, num_threads: int | None = 1,
+                 feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
         self.space = space
         self.objectives = list(objectives)
         self.seed = check_seed(seed)
         self.n_init = 2 * (space.dim + 1) if n_init is None else n_init
         if isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 0:
             raise NagoError(f"mobo: n_init must be a non-negative integer, got {n_init!r}")
-        self.ref_point = None
-        if ref_point is not None:
-            ref = list(ref_point)
-            if len(ref) != len(self.objectives) or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) for v in ref):
-                raise NagoError(f"mobo: ref_point needs one number per objective "
-                                f"({', '.join(o.name for o in self.objectives)}), got {ref!r}")
-            self.ref_point = to_maximization(torch.tensor(ref, dtype=torch.float64),
-                                             self.objectives)
+        if fidelity_kernel not in FIDELITY_KERNELS:
+            raise NagoError(f"mobo: fidelity_kernel must be one of {', '.join(FIDELITY_KERNELS)}, "
+                            f"got {fidelity_kernel!r}")
+        self.fidelity_kernel = fidelity_kernel
+        if max_early_points is not None:
+            check_options("mobo", max_early_points=max_early_points + 1)
+        self.max_early_points = max_early_points
         check_options("mobo", num_restarts=num_restarts, raw_samples=raw_samples,
                       mc_samples=mc_samples, maxiter=maxiter, num_threads=num_threads)
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.mc_samples, self.maxiter = mc_samples, maxiter
         self.num_threads = num_threads
+        self.feasible = feasible
+
+    def _feasible_at(self, first_trial: int) -> Callable[[int, dict[str, Any]], bool] | None:
+        """``feasible`` for the ``i``-th config of an ask whose first new trial is
+        ``first_trial`` (a config is checked with the sample seed its trial will get)."""
+        if self.feasible is None:
+            return None
+        check = self.feasible
+        return lambda i, config: check(trial_seed(self.seed, first_trial + i), config)
 
     def ask(self, study: Study, n: int = 1) -> list[Trial]:
         """Hand out re-queued trials first, then Sobol points (initial design, or while fewer than
@@ -158,32 +224,49 @@ class MOBO:
         trials = study.take_queued(n)
         start = study.n_trials()
         params, values = study.observations(self.objectives)
-        Y = to_maximization(values, self.objectives)
-        finite = Y.isfinite().all(dim=-1)
         n_left = n - len(trials)
         n_sobol = max(0, min(n_left, self.n_init - start))
-        if int(finite.sum()) < MIN_OBSERVATIONS:
+        if len(params) < MIN_OBSERVATIONS:
             n_sobol = n_left
-        design = self.space.sobol(start + n_sobol, trial_seed(self.seed, 0, stream=1))[start:]
-        for i, config in enumerate(design):
+        used = [t.info.get("sobol_index", t.number) for t in study.trials()
+                if t.info.get("source") == "sobol"]
+        design = feasible_sobol(self.space, n_sobol, max(used, default=-1) + 1,
+                                trial_seed(self.seed, 0, stream=1), self._feasible_at(start)) \
+            if n_sobol else []
+        for i, (index, config) in enumerate(design):
             trials.append(study.add_trial(config, trial_seed(self.seed, start + i),
-                                          info={"source": "sobol"}))
+                                          info={"source": "sobol", "sobol_index": index}))
         n_bo = n_left - n_sobol
         if n_bo == 0:
             return trials
-        X = self.space.to_unit([p for p, ok in zip(params, finite.tolist(), strict=True) if ok])
+        budget = self.max_early_points if self.max_early_points is not None else start // 2
+        datasets = curve_data(study, self.objectives, max_early_points=budget)
+        X = _at_full_fidelity(self.space.to_unit(params))
         pending = study.pending()
         X_pending = self.space.to_unit(pending) if pending else None
         taken = self.space.to_unit([t.params for t in study.trials()])  # failed ones too
         rng_seed = trial_seed(self.seed, start + n_sobol, stream=1)
         with manual_seed(rng_seed), torch_threads(self.num_threads):
-            model = fit_surrogate(X, Y[finite])
-            acqf = make_acquisition(model, X, Y[finite], self.ref_point, X_pending,
+            model = fit_curve_models(datasets, self.fidelity_kernel)
+            acqf = make_acquisition(model, X, study.reference_point(),
+                                    None if X_pending is None else _at_full_fidelity(X_pending),
                                     self.mc_samples)
-            points = propose(acqf, self.space, n_bo, taken, X_pending,
+            at_full = FixedFeatureAcquisitionFunction(acqf, d=self.space.dim + 1,
+                                                      columns=[self.space.dim], values=[1.0])
+            points = propose(at_full, self.space, n_bo, taken, X_pending,
                              num_restarts=self.num_restarts, raw_samples=self.raw_samples,
-                             maxiter=self.maxiter, seed=rng_seed)
+                             maxiter=self.maxiter, seed=rng_seed,
+                             feasible=self._feasible_at(start + n_sobol))
         for i, config in enumerate(self.space.from_unit(points)):
             trials.append(study.add_trial(config, trial_seed(self.seed, start + n_sobol + i),
                                           info={"source": "bo"}))
         return trials
+
+
+#: How learned objectives model the fidelity (see :func:`fit_curve_models`).
+FIDELITY_KERNELS = ("matern", "linear_truncated")
+
+
+def _at_full_fidelity(X: Tensor) -> Tensor:
+    """``X`` with a fidelity column of ones appended."""
+    return torch.cat([X, torch.ones(X.shape[0], 1, dtype=X.dtype)], dim=-1)

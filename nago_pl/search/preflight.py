@@ -1,0 +1,112 @@
+"""What a search checks before its first trial: errors that are not a trial's fault (settings,
+the dataset, a budget no network of the space fits) stop it at once, with nothing trained and
+no trial budget spent."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nago_pl.config.instantiate import instantiate_checked
+from nago_pl.errors import NagoError
+from nago_pl.search.constraints import Constraint, DataShape, FeasibilityCheck
+from nago_pl.search.space import SearchSpace
+from nago_pl.search.study import Objective
+
+#: Accuracy reference above chance (1 / classes): a network no better learned nothing.
+ACCURACY_MARGIN = 0.1
+#: Size reference: this much above the parameter budget, so a network at the budget counts.
+BUDGET_MARGIN = 1.1
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Ranges of the search settings (the schema checks their types)."""
+    settings = cfg.search
+    positive = {"search.trials": settings.trials, "search.batch_size": settings.batch_size,
+                "search.pruning.min_epochs": settings.pruning.min_epochs,
+                "search.min_width": settings.min_width}
+    for name, value in positive.items():
+        if value < 1:
+            raise NagoError(f"{name} must be a positive integer, got {value}")
+    if not settings.pruning.eta > 1:
+        raise NagoError(f"search.pruning.eta must be > 1 (the share of trials kept at a rung is "
+                        f"1/eta), got {settings.pruning.eta}")
+    if settings.max_minutes is not None and not settings.max_minutes > 0:
+        raise NagoError(f"search.max_minutes must be > 0 or null, got {settings.max_minutes}")
+
+
+def load_data_shape(cfg: DictConfig) -> DataShape:
+    """Load the dataset once (a missing or corrupt one is a one-line error) and return its shape."""
+    try:
+        datamodule = instantiate_checked(cfg.dataset, "dataset")
+        datamodule.setup("fit")
+    except NagoError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any loading failure is the dataset's, not a trial's
+        raise NagoError(f"dataset: cannot load {cfg.dataset.get('root') or cfg.dataset._target_}"
+                        f": {err}") from err
+    return DataShape(datamodule.in_channels, datamodule.num_classes, datamodule.image_size)
+
+
+def budget_high(cfg: DictConfig) -> float | None:
+    """The largest parameter budget a trial may get (the space's ``param_limit`` high, else
+    ``network.param_limit``); None when networks are sized by a multiplier."""
+    space = OmegaConf.to_container(cfg.search.space, resolve=True)
+    spec = space.get("param_limit")
+    if isinstance(spec, dict) and "high" in spec:
+        return float(spec["high"])
+    if isinstance(spec, dict) and "value" in spec:
+        return float(spec["value"])
+    limit = cfg.network.param_limit
+    return None if limit is None else float(limit)
+
+
+def default_reference(name: str, direction: str, shape: DataShape,
+                      cfg: DictConfig) -> float | None:
+    """The reference point of an objective the user gave none: chance-level accuracy plus
+    ACCURACY_MARGIN, chance-level cross-entropy, BUDGET_MARGIN times the parameter budget; cost
+    objectives get None (the worst value seen)."""
+    if name == "val_acc" and direction == "max":
+        return 1.0 / shape.num_classes + ACCURACY_MARGIN
+    if name == "val_loss" and direction == "min":
+        return math.log(shape.num_classes)
+    if name == "params" and direction == "min":
+        high = budget_high(cfg)
+        return None if high is None else high * BUDGET_MARGIN
+    return None
+
+
+def objectives_with_references(cfg: DictConfig, shape: DataShape) -> list[Objective]:
+    """``search.objectives`` with every missing ``ref`` filled by :func:`default_reference`."""
+    objectives = []
+    for entry in OmegaConf.to_container(cfg.search.objectives):
+        objective = Objective.from_config(entry)
+        if "ref" not in entry:
+            ref = default_reference(objective.name, objective.direction, shape, cfg)
+            objective = Objective(objective.name, objective.direction, objective.log, ref)
+        objectives.append(objective)
+    return objectives
+
+
+def feasibility_check(cfg: DictConfig, base: DictConfig, shape: DataShape) -> FeasibilityCheck:
+    """The search's known constraints; NagoError when even the space's smallest generator at the
+    largest budget violates them (no trial could ever run)."""
+    constraints = [Constraint.parse(text) for text in cfg.search.constraints]
+    check = FeasibilityCheck(base, shape, int(cfg.search.min_width), constraints)
+    space = SearchSpace.from_config(OmegaConf.to_container(cfg.search.space, resolve=True))
+    smallest: dict[str, Any] = {p.name: p.high if p.name == "param_limit" else p.low
+                                for p in space.params}
+    smallest.update(space.fixed)
+    try:
+        reason = check.reason(int(cfg.seed), smallest)
+    except NagoError as err:
+        raise NagoError(f"the smallest network of the search space cannot be built: {err}") \
+            from None
+    if reason is not None:
+        shown = ", ".join(f"{k}={v}" for k, v in smallest.items())
+        raise NagoError(f"no network of the search space is feasible: even the smallest "
+                        f"({shown}) fails: {reason}; lower search.min_width, relax "
+                        f"search.constraints or raise network.param_limit")
+    return check
