@@ -22,6 +22,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +54,19 @@ OPTUNA_METHODS = ("optuna-gp", "optuna-tpe-median")
 REF_ACC = 0.2
 
 
-def nago_run(cfg: DictConfig, run_dir: Path) -> list[dict[str, Any]]:
+def nago_run(cfg: DictConfig, run_dir: Path, stop_file: Path | None) -> list[dict[str, Any]]:
     """Run the project's own search and return its trials as records."""
-    study = run_search(cfg, run_dir, Console(quiet=True))
+    started = time.time()
+    stop = None if stop_file is None else stop_file.exists
+    study = run_search(cfg, run_dir, Console(quiet=True), stop=stop)
     records = []
     for t in study.trials(("complete", "pruned", "failed")):
         values = t.values or {}
+        finished = datetime.fromisoformat(t.finished).timestamp() if t.finished else started
         records.append({"status": t.status, "val_acc": values.get("val_acc"),
                         "params": values.get("params"), "test_acc": values.get("test_acc"),
-                        "seconds": t.duration or 0.0, "source": t.info.get("source")})
+                        "seconds": t.duration or 0.0, "source": t.info.get("source"),
+                        "finished_at": finished - started})
     return records
 
 
@@ -81,7 +86,7 @@ class OptunaReporter(L.Callback):
 
 
 def optuna_run(cfg: DictConfig, run_dir: Path, method: str, seed: int, trials: int,
-               deadline: float) -> list[dict[str, Any]]:
+               deadline: float, stop_file: Path | None) -> list[dict[str, Any]]:
     """Optuna drives the same training function over the same box until the deadline (or
     ``trials`` trials)."""
     import optuna
@@ -89,6 +94,7 @@ def optuna_run(cfg: DictConfig, run_dir: Path, method: str, seed: int, trials: i
     space = OmegaConf.to_container(cfg.search.space, resolve=True)
     base = trial_base_config(cfg, "trial")
     records: list[dict[str, Any]] = []
+    run_started = time.monotonic()
 
     def suggest(trial: optuna.Trial) -> dict[str, Any]:
         out = {}
@@ -111,7 +117,10 @@ def optuna_run(cfg: DictConfig, run_dir: Path, method: str, seed: int, trials: i
                           val_acc=m["val_acc"], params=m["params"], test_acc=m["test_acc"])
         finally:
             record["seconds"] = time.perf_counter() - started
+            record["finished_at"] = time.monotonic() - run_started
             records.append(record)
+        if stop_file is not None and stop_file.exists():
+            trial.study.stop()
         if reporter.pruned:
             raise optuna.TrialPruned()
         if method == "optuna-gp":
@@ -134,7 +143,7 @@ def optuna_run(cfg: DictConfig, run_dir: Path, method: str, seed: int, trials: i
 
 
 def run_one(dataset: str, method: str, seed: int, minutes: float | None, trials: int,
-            out: Path) -> Path:
+            out: Path, stop_file: Path | None = None) -> Path:
     """One (dataset, method, seed) under a wall-clock and trial budget; returns its record file."""
     run_dir = out / f"{dataset}-{method}-{seed}"
     overrides = [*DATASETS[dataset], f"seed={seed}", "logger=none", f"search.trials={trials}",
@@ -144,10 +153,10 @@ def run_one(dataset: str, method: str, seed: int, minutes: float | None, trials:
     cfg = compose("search", overrides)
     started = time.monotonic()
     if method in NAGO_METHODS:
-        records = nago_run(cfg, run_dir)
+        records = nago_run(cfg, run_dir, stop_file)
     else:
         records = optuna_run(cfg, run_dir, method, seed, trials,
-                             started + 60 * (minutes or math.inf))
+                             started + 60 * (minutes or math.inf), stop_file)
     limit = cfg.search.space.param_limit.high if "param_limit" in cfg.search.space \
         else cfg.network.param_limit
     path = out / f"{dataset}-{method}-{seed}.json"
@@ -156,6 +165,11 @@ def run_one(dataset: str, method: str, seed: int, minutes: float | None, trials:
                                 "wall_seconds": time.monotonic() - started,
                                 "trials": records}, indent=1) + "\n")
     return path
+
+
+def until(run: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The run as it stood ``seconds`` after it started (trials finished by then)."""
+    return {**run, "trials": [t for t in run["trials"] if t["finished_at"] <= seconds]}
 
 
 def summarise(run: dict[str, Any]) -> dict[str, float]:
@@ -180,18 +194,24 @@ def summarise(run: dict[str, Any]) -> dict[str, float]:
             "baseline_test": baseline[0]["test_acc"] if baseline else float("nan")}
 
 
-def report(out: Path) -> None:
-    """Markdown tables (per dataset: mean ± std over seeds, then per seed) of every record."""
+def report(out: Path, reference_method: str = "mobo") -> None:
+    """Markdown tables (per dataset: mean ± std over seeds, then per seed) of every record, each
+    run cut at the wall clock the ``reference_method`` run of the same seed took (equal cost)."""
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     for dataset in sorted({r["dataset"] for r in runs}):
-        print(f"\n### {dataset}\n")
+        mine = [r for r in runs if r["dataset"] == dataset]
+        cutoff = {r["seed"]: max((t["finished_at"] for t in r["trials"]), default=0.0)
+                  for r in mine if r["method"] == reference_method}
+        summaries = [(r, summarise(until(r, cutoff.get(r["seed"], math.inf)))) for r in mine]
+        print(f"\n### {dataset} (each run cut at the wall clock of {reference_method}'s run of "
+              f"its seed: {', '.join(f'seed {k} {v / 60:.1f} min' for k, v in cutoff.items())})"
+              "\n")
         print("| method | seeds | HV | best front test acc | smallest within 1 % (params) "
               "| time below ref | trials |")
         print("|---|---|---|---|---|---|---|")
         by_method: dict[str, list[dict[str, float]]] = {}
-        for run in runs:
-            if run["dataset"] == dataset:
-                by_method.setdefault(run["method"], []).append(summarise(run))
+        for run, summary in summaries:
+            by_method.setdefault(run["method"], []).append(summary)
         for method, rows in by_method.items():
             def cell(key: str, fmt: Callable[[float], str], rows=rows) -> str:
                 values = [r[key] for r in rows]
@@ -202,14 +222,12 @@ def report(out: Path) -> None:
                   f"{cell('smallest_near_best', lambda v: f'{v:,.0f}')} | "
                   f"{cell('dead_share', lambda v: f'{100 * v:.1f} %')} | "
                   f"{cell('trials', lambda v: f'{v:.1f}')} |")
-        print("\nper seed (HV / best test / smallest within 1 % / time below ref):\n")
-        for run in runs:
-            if run["dataset"] == dataset:
-                s = summarise(run)
-                print(f"- {run['method']} seed {run['seed']}: {s['hv']:.3f} / "
-                      f"{s['best_test']:.4f} / {s['smallest_near_best']:,.0f} / "
-                      f"{100 * s['dead_share']:.1f} % ({s['trials']} trials, "
-                      f"{run['wall_seconds'] / 60:.1f} min)")
+        print("\nper seed (HV / best front test acc / smallest within 1 % / time below ref):\n")
+        for run, s in sorted(summaries, key=lambda rs: (rs[0]["seed"], rs[0]["method"])):
+            print(f"- seed {run['seed']} {run['method']}: {s['hv']:.3f} / {s['best_test']:.4f} / "
+                  f"{s['smallest_near_best']:,.0f} / {100 * s['dead_share']:.1f} % "
+                  f"({s['trials']} trials; default architecture test acc "
+                  f"{s['baseline_test']:.4f})")
 
 
 def main() -> None:
@@ -220,6 +238,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-clock budget (new trials start until it is spent)")
     parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--stop-file", type=Path, default=None,
+                        help="start no new trial once this file exists (written by --done-file "
+                             "of a concurrent run: equal wall clock)")
+    parser.add_argument("--done-file", type=Path, default=None,
+                        help="create this file when the run ends")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
     parser.add_argument("--report", action="store_true", help="only print the tables")
     args = parser.parse_args()
@@ -228,7 +251,10 @@ def main() -> None:
         return
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = run_one(args.dataset, args.method, args.seed, args.minutes, args.trials, args.out)
+    path = run_one(args.dataset, args.method, args.seed, args.minutes, args.trials, args.out,
+                   args.stop_file)
+    if args.done_file is not None:
+        args.done_file.touch()
     print(f"wrote {path}")
 
 

@@ -145,6 +145,38 @@ def test_a_missing_dataset_is_one_line_error_before_any_trial(tmp_path: Path) ->
     assert not (tmp_path / "study.db").exists()
 
 
+def test_wall_clock_budget_and_stop_end_the_search_between_trials(tmp_path: Path) -> None:
+    cfg = compose("search", [*FAST, "search=random", "search.trials=5", "search.max_minutes=1e-6"])
+    assert run_search(cfg, tmp_path / "clock", Console(quiet=True)).n_trials() == 0
+    cfg = compose("search", [*FAST, "search=random", "search.trials=5"])
+    study = run_search(cfg, tmp_path / "stop", Console(quiet=True),
+                       stop=lambda: study_dir_trials(tmp_path / "stop") >= 1)
+    assert study.n_trials() == 1 and study.trials()[0].status in ("complete", "pruned")
+
+
+def study_dir_trials(run_dir: Path) -> int:
+    return rows(run_dir / "study.db", "SELECT COUNT(*) FROM trials WHERE status != 'running'")[0][0]
+
+
+def test_trial_0_is_the_default_architecture(tmp_path: Path) -> None:
+    overrides = ["logger=none", "trainer.max_epochs=2", "search.pruning.min_epochs=1",
+                 "search.trials=1", "network.param_limit=30000", "network.head_channels=64",
+                 "search.min_width=1", "seed=5"]
+    study = run_search(compose("search", overrides), tmp_path, Console(quiet=True))
+    (trial,) = study.trials()
+    cfg = compose("search", overrides)
+    assert trial.info["source"] == "baseline" and trial.seed == 5
+    assert trial.params == {**{k: cfg.generator[k] for k in study.space.names if k in
+                               cfg.generator}, "param_limit": 30000}
+    assert trial.status == "complete" and trial.epochs_reached == 2
+    # a generator value outside the box: no baseline (FAST's G1_nodes stops at 4, hnag has 8)
+    console = Console(record=True, width=200)
+    narrow = run_search(compose("search", [*FAST, "search.trials=1"]), tmp_path / "narrow",
+                        console)
+    assert narrow.trials()[0].info["source"] == "sobol"
+    assert "baseline skipped" in console.export_text()
+
+
 def test_trial_config_maps_search_names_into_the_training_config() -> None:
     base = compose("search")
     cfg = trial_config(base, {"G1_nodes": 5, "param_limit": 12345, "stage_ratio_2": 2.0}, 7, 4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,10 @@ def check_systematic_failure(study: Study) -> None:
                         f"it is not theirs (nothing recorded; fix it and re-run): {errors.pop()}")
 
 
-def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
-    """Run (or resume) the search until ``cfg.search.trials`` trials have finished (or
-    ``cfg.search.max_minutes`` have passed)."""
+def run_search(cfg: DictConfig, run_dir: Path, console: Console,
+               stop: Callable[[], bool] | None = None) -> Study:
+    """Run (or resume) the search until ``cfg.search.trials`` trials have finished, or
+    ``cfg.search.max_minutes`` have passed, or ``stop()`` (asked before each new trial) is true."""
     settings = cfg.search
     if "ddp" in str(cfg.trainer.strategy):
         raise NagoError(f"trainer.strategy={cfg.trainer.strategy}: search.py trains its trials "
@@ -148,6 +150,8 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console) -> Study:
             if deadline is not None and time.monotonic() >= deadline:
                 console.print(f"search.max_minutes={settings.max_minutes} reached after "
                               f"{done} trials")
+                break
+            if stop is not None and stop():
                 break
             batch = strategy.ask(study, n=min(int(settings.batch_size), total - done))
             for trial in batch:
