@@ -45,16 +45,16 @@ def test_dominated_trials_stop() -> None:
     assert decisions(study, ids) == [True, True, False, False]
 
 
-def test_crowding_breaks_ties_within_front() -> None:
-    # One front of four + one dominated point; n = 5 keeps ceil(5/2) = 3: the two extremes
-    # (infinite crowding) and the interior point with the larger crowding distance (P3 ~1.64
-    # against P2 ~0.40 in (acc, -log params) units).
-    rows = [(0.9, 4e6), (0.85, 2e6), (0.84, 1.9e6), (0.6, 1e5), (0.5, 5e6)]
+def test_front_members_continue_and_crowding_ranks_the_rest() -> None:
+    # A dominates everything; the next front has four points and one more is behind them.
+    # n = 6 keeps A (non-dominated) and fills ceil(6/2) = 3 places: the next front's extremes
+    # (infinite crowding) beat its interior points.
+    rows = [(0.95, 1e5), (0.9, 4e6), (0.85, 2e6), (0.84, 1.9e6), (0.6, 1.5e5), (0.5, 5e6)]
     study, ids = make_study(rows)
-    assert decisions(study, ids) == [True, False, True, True, False]
-    # without the dominated point, n = 4 keeps only the two extremes
-    study, ids = make_study(rows[:4])
-    assert decisions(study, ids) == [True, False, False, True]
+    assert decisions(study, ids) == [True, True, False, False, True, False]
+    # one front of four: every member is Pareto-optimal at the rung, so none stops
+    study, ids = make_study(rows[1:5])
+    assert decisions(study, ids) == [True, True, True, True]
 
 
 def test_off_rung_and_too_few_trials_continue() -> None:

@@ -2,9 +2,10 @@
 
 At each rung epoch ``min_epochs * eta**k`` a trial stops if a *learned* objective (one measured
 every epoch, e.g. ``val_acc``) is no better than its reference point; otherwise it continues iff
-it is in the top ``ceil(n / eta)`` of the ``n`` trials that reached that epoch (those below
-the reference last), ranked by non-dominated rank and, within a front, by crowding distance (larger first;
-remaining ties: older trial first). Epochs count completed epochs (the first report is epoch 1).
+it is non-dominated among the ``n`` trials that reached that epoch, or in their top
+``ceil(n / eta)`` (those below the reference last), ranked by non-dominated rank and, within a
+front, by crowding distance (larger first; remaining ties: older trial first). Epochs count
+completed epochs (the first report is epoch 1).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from collections.abc import Sequence
 import torch
 
 from nago_pl.errors import NagoError
-from nago_pl.search.pareto import crowding_distance, non_dominated_rank, to_maximization
+from nago_pl.search.pareto import (
+    crowding_distance,
+    is_non_dominated,
+    non_dominated_rank,
+    to_maximization,
+)
 from nago_pl.search.study import Objective, Study
 
 
@@ -89,6 +95,7 @@ def should_continue(study: Study, trial_id: int, epoch: int, objectives: Sequenc
                           dtype=torch.float64)
     Y = to_maximization(values, objectives)
     Y[[not alive(metrics[i]) for i in ids]] = -math.inf  # dead ones rank last
-    order = rank_order(Y)
-    keep = math.ceil(len(ids) / eta)
-    return ids.index(trial_id) in order[:keep]
+    me = ids.index(trial_id)
+    if bool(Y[me].isfinite().all()) and bool(is_non_dominated(Y)[me]):
+        return True  # Pareto-optimal at its rung: nothing it could be traded for is better
+    return me in rank_order(Y)[:math.ceil(len(ids) / eta)]
