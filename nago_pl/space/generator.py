@@ -17,6 +17,7 @@ from nago_pl.space.graphs import FAMILIES, derive_seed, sample_dag
 
 SEARCHED = ("G1_nodes", "G1_K", "G1_P", "G2_nodes", "G2_P", "G3_nodes", "G3_K", "G3_P")
 MAX_NODES = 64
+MAX_OPS = 4096  # op nodes of a whole network (G1 x G2 x G3): a few seconds to build
 TOP, MID, BOTTOM, OP_CHOICE = range(4)
 
 
@@ -68,6 +69,10 @@ class GeneratorConfig:
             _check_int(f"{level}_K", getattr(self, f"{level}_K"), 1, MAX_NODES - 1)
             if level != "G2" or self.mid_family in ("ws", "er"):
                 _check_float(f"{level}_P", getattr(self, f"{level}_P"), 0.0, 1.0)
+        ops = self.G1_nodes * self.G2_nodes * self.G3_nodes
+        if ops > MAX_OPS:
+            raise NagoError(f"G1_nodes x G2_nodes x G3_nodes = {self.G1_nodes} x {self.G2_nodes} x "
+                            f"{self.G3_nodes} = {ops} op nodes; at most {MAX_OPS}")
         for name in ("top_family", "mid_family", "bottom_family"):
             if getattr(self, name) not in FAMILIES:
                 raise NagoError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(FAMILIES)}")
