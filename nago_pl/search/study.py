@@ -156,6 +156,12 @@ def _trial_from_row(row: tuple) -> Trial:
                  duration, json.loads(paths), json.loads(info))
 
 
+def _strict_json(values: Mapping[str, float]) -> str:
+    """Strict JSON of a metrics mapping: NaN and infinities become null."""
+    return json.dumps({k: v if math.isfinite(v) else None for k, v in values.items()},
+                      allow_nan=False)
+
+
 def _merge(reports: Sequence[str]) -> dict[str, float]:
     """Metrics of several reports (JSON, in epoch order), later ones overriding earlier ones."""
     merged: dict[str, float] = {}
@@ -333,7 +339,10 @@ class Study:
              status: Literal["complete", "pruned"] = "complete", epochs: int | None = None,
              paths: Mapping[str, str] | None = None) -> Trial:
         """Finish a running trial with its final values (merged over its reports: a value only
-        reported per epoch, e.g. a parameter count sent with the first report, is kept)."""
+        reported per epoch, e.g. a parameter count sent with the first report, is kept).
+
+        A NaN or infinite objective value makes the trial ``failed`` (its error names the values);
+        non-finite values are stored as null."""
         if status not in ("complete", "pruned"):
             raise ValueError(f"tell() status must be 'complete' or 'pruned', got {status!r}")
         end = _now()
@@ -346,10 +355,16 @@ class Study:
             if status == "complete" and missing:
                 raise NagoError(f"trial {trial_id} has no value for objective(s) {missing}; "
                                 f"it reported: {sorted(final) or 'nothing'}")
+            non_finite = [f"{o.name}={final[o.name]}" for o in self.objectives
+                          if o.name in final and not math.isfinite(final[o.name])]
+            error = f"non-finite objective value(s): {', '.join(non_finite)}" if non_finite \
+                else None
             conn.execute(
-                "UPDATE trials SET status = ?, objective_values = ?, finished = ?, duration = ?, "
-                "epochs_reached = COALESCE(?, epochs_reached), paths = ? WHERE id = ?",
-                (status, json.dumps(final), end, _seconds_between(started, end), epochs,
+                "UPDATE trials SET status = ?, objective_values = ?, error = ?, finished = ?, "
+                "duration = ?, epochs_reached = COALESCE(?, epochs_reached), paths = ? "
+                "WHERE id = ?",
+                ("failed" if non_finite else status, _strict_json(final), error, end,
+                 _seconds_between(started, end), epochs,
                  json.dumps({**json.loads(old_paths), **(paths or {})}), trial_id))
         return self.trial(trial_id)
 
