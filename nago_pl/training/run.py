@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
@@ -55,6 +56,13 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def clear_outputs(run_dir: Path) -> None:
+    """Delete what an earlier (killed, crashed or finished) run left in ``run_dir``: its
+    checkpoints and ``metrics.json``, so this run's files are the only ones a reader can find."""
+    for stale in [*run_dir.glob("checkpoints/*.ckpt"), run_dir / "metrics.json"]:
+        stale.unlink(missing_ok=True)
+
+
 def train_architecture(cfg: DictConfig, run_dir: str | Path,
                        callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Sample (or load) the architecture, build it to the parameter budget, fit, test.
@@ -69,6 +77,8 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:  # DDP: the other processes start later, with a nonzero rank
+        clear_outputs(run_dir)
     # Built first, so a bad logger setting (W&B mode, credentials) fails before any data loads.
     logger = instantiate_checked(cfg.logger, "logger", save_dir=str(run_dir))
     if cfg.get("threads"):
@@ -102,8 +112,10 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
     if fine_tune and cfg.finetune.freeze_epochs > 0:
         callbacks = [FreezeBody(int(cfg.finetune.freeze_epochs)), *callbacks]
     # Selected on val/loss: on small validation splits accuracy ties and picks early epochs.
+    # Always checkpoints/best.ckpt (overwritten, never versioned): what the records name.
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                                 monitor="val/loss", mode="min", save_top_k=1)
+                                 monitor="val/loss", mode="min", save_top_k=1,
+                                 enable_version_counter=False)
     stats = ModelStats()
     trainer = L.Trainer(**trainer_arguments(cfg), logger=logger or False,
                         callbacks=[checkpoint, stats, *callbacks], default_root_dir=str(run_dir))
