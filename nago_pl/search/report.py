@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from nago_pl.jsonfile import write_json  # noqa: E402
 from nago_pl.search.pareto import (  # noqa: E402
     hypervolume_curve,
     infer_reference_point,
@@ -61,7 +61,7 @@ def write_pareto_json(study: Study, path: Path) -> list[dict[str, Any]]:
     payload = {"study": study.name,
                "objectives": [o.describe() for o in study.objectives],
                "front": records}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(path, payload)
     return records
 
 

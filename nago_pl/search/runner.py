@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from callbacks.study_reporter import PruningRule
 from nago_pl.errors import NagoError
+from nago_pl.jsonfile import write_json
 from nago_pl.search.report import (
     front_table,
     hypervolume_history,
@@ -149,5 +150,5 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
                       f"over {len(accuracies)} samples")
     if failures:
         results["failed"] = failures
-    (run_dir / "final.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(run_dir / "final.json", results)
     return results

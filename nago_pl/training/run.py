@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -16,10 +15,12 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from callbacks.divergence import DivergenceCheck
 from callbacks.freeze_body import FreezeBody
 from callbacks.model_stats import ModelStats
 from nago_pl.config.instantiate import instantiate_checked
 from nago_pl.errors import NagoError
+from nago_pl.jsonfile import write_json
 from nago_pl.network import build_network
 from nago_pl.space import Architecture, GeneratorConfig, sample
 from nago_pl.tracking.run_info import finish_runs, log_run_config, log_run_result
@@ -118,7 +119,7 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
                                  enable_version_counter=False)
     stats = ModelStats()
     trainer = L.Trainer(**trainer_arguments(cfg), logger=logger or False,
-                        callbacks=[checkpoint, stats, *callbacks], default_root_dir=str(run_dir))
+                        callbacks=[DivergenceCheck(), checkpoint, stats, *callbacks], default_root_dir=str(run_dir))
     with finish_runs(trainer.loggers):
         log_run_config(trainer.loggers, cfg, arch)
         started = time.perf_counter()
@@ -140,7 +141,7 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
         log_run_result(trainer.loggers, metrics)
     if not trainer.is_global_zero:  # other DDP processes: rank zero writes the files
         return TrainResult(metrics, arch, run_dir, Path(best) if best else None)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(run_dir / "metrics.json", metrics)
     if cfg.get("export"):  # the module holds the best checkpoint's weights after test()
         export_model(net, run_dir / "export", mean=list(datamodule.mean),
                      std=list(datamodule.std), class_names=list(datamodule.class_names))

@@ -67,7 +67,7 @@ def export_model(net: Network, folder: str | Path, *, mean: list[float], std: li
         meta["torch_export"] = "model.pt2"
     except Exception as err:  # noqa: BLE001 - optional artefact; the reason is recorded
         meta["torch_export"] = f"not written: {type(err).__name__}: {err}"[:300]
-    (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(folder / "model.json", meta)
     return folder
 
 
