@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nago_pl.errors import NagoError
+from nago_pl.jsonfile import write_json
 from nago_pl.network.model import Network, NetworkSpec
 from nago_pl.space import Architecture
 
