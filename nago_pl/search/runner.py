@@ -22,6 +22,7 @@ from nago_pl.search.report import (
     plot_pareto,
     write_pareto_json,
 )
+from nago_pl.search.settings import result_settings
 from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
 from nago_pl.search.trial import config_path, run_trial, trial_config
@@ -44,7 +45,9 @@ def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True) -> Study:
                 "test") else ""
             raise NagoError(f"search.objectives: {objective.name!r} is not a trial metric{hint}; "
                             f"allowed: {', '.join(OBJECTIVE_METRICS)}")
-    return Study.open(run_dir / "study.db", cfg.study_name, space, objectives, requeue=requeue)
+    return Study.open(run_dir / "study.db", cfg.study_name, space, objectives, requeue=requeue,
+                      settings=result_settings(cfg),
+                      allow_changed_settings=bool(cfg.search.allow_changed_settings))
 
 
 def search_strategy(cfg: DictConfig, study: Study) -> Strategy:

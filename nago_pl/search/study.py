@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS trials (
     UNIQUE (study_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (study_id, status);
+CREATE TABLE IF NOT EXISTS study_settings (
+    study_id INTEGER PRIMARY KEY REFERENCES studies(id),
+    settings TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reports (
     trial_id INTEGER NOT NULL REFERENCES trials(id),
     epoch INTEGER NOT NULL,
@@ -198,12 +202,17 @@ class Study:
     def open(cls, path: str | Path, name: str,
              space_config: Mapping[str, Any] | SearchSpace,
              objectives: Sequence[Objective | Mapping[str, Any]], *,
-             requeue: bool = True) -> Study:
+             requeue: bool = True, settings: Mapping[str, Any] | None = None,
+             allow_changed_settings: bool = False) -> Study:
         """Create the study ``name`` in the SQLite file ``path`` (or ``":memory:"``), or reopen it.
 
         Reopening with another space or other objectives raises :class:`NagoError`. With
         ``requeue`` (the default; a worker process that only reports passes False) the trials
         left ``running`` by a dead process are re-queued; they are listed in ``study.requeued``.
+        ``settings`` (what defines a trial's result besides its parameters, e.g. the epoch budget
+        and the dataset) are stored with a new study; reopening with other ones raises
+        :class:`NagoError` naming them, unless ``allow_changed_settings`` (then they replace the
+        stored ones).
         """
         space = (space_config if isinstance(space_config, SearchSpace)
                  else SearchSpace.from_config(space_config))
@@ -217,6 +226,8 @@ class Study:
             raise NagoError(f"cannot open study database {path}: {err}") from err
         try:
             study = cls._attach(conn, path, name, space, objs)
+            if settings is not None:
+                study._check_settings(dict(settings), allow_changed_settings)
         except sqlite3.Error as err:
             conn.close()
             raise NagoError(f"cannot open study database {path}: {err}") from err
@@ -248,6 +259,23 @@ class Study:
                 _check_same(name, path, json.loads(row[1]), json.loads(space_json),
                             [Objective(**o) for o in json.loads(row[2])], objs)
         return study
+
+    def _check_settings(self, settings: dict[str, Any], allow_changed: bool) -> None:
+        text = json.dumps(settings, sort_keys=True, allow_nan=False)
+        with self._tx() as conn:
+            row = conn.execute("SELECT settings FROM study_settings WHERE study_id = ?",
+                               (self._id,)).fetchone()
+            stored = None if row is None else json.loads(row[0])
+            if stored is not None and stored != settings and not allow_changed:
+                changes = [f"{k}={stored.get(k)!r} before, {settings.get(k)!r} now"
+                           for k in sorted(stored.keys() | settings.keys())
+                           if stored.get(k) != settings.get(k)]
+                raise NagoError(f"study '{self.name}' in {self.path} was run with other "
+                                f"settings: {'; '.join(changes)} (its trials would not be "
+                                "comparable: use a new study_name, or "
+                                "search.allow_changed_settings=true to mix them)")
+            conn.execute("INSERT OR REPLACE INTO study_settings (study_id, settings) "
+                         "VALUES (?, ?)", (self._id, text))
 
     def _requeue_running(self) -> list[Trial]:
         with self._tx() as conn:
