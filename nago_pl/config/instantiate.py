@@ -81,3 +81,6 @@ def instantiate_checked(node: DictConfig | None, where: str, **kwargs: Any) -> A
         if isinstance(cause, NagoError):
             raise cause from None
         raise NagoError(f"{where}: could not build {node['_target_']}: {cause}") from None
+    except (TypeError, ValueError) as err:  # Hydra's own checks, e.g. a non-boolean _partial_
+        reason = " ".join(str(err).split())
+        raise NagoError(f"{where}: could not build {node['_target_']}: {reason}") from None
