@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,7 +85,7 @@ class GeneratorConfig:
                 f"stage_ratios has {len(self.stage_ratios)} entries but channel_ratios has "
                 f"{len(self.channel_ratios)}; give one channel ratio per stage"
             )
-        if not isinstance(self.ops, list | tuple) or not self.ops or any(
+        if not _is_list(self.ops) or not self.ops or any(
                 op not in OPS for op in self.ops):
             raise NagoError(f"ops={self.ops!r}; allowed: a non-empty list of {', '.join(OPS)}")
 
@@ -101,8 +102,12 @@ def _check_float(name: str, value: Any, low: float, high: float) -> None:
         raise NagoError(f"{name}={value!r}: must be a number in [{low}, {high}]")
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def _check_ratios(name: str, values: list[float]) -> None:
-    if not isinstance(values, list | tuple) or not values or any(
+    if not _is_list(values) or not values or any(
             isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= MAX_RATIO
             for v in values):
         raise NagoError(f"{name}={values!r}: must be a non-empty list of numbers in "
