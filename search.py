@@ -21,9 +21,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.markup import escape
 
 from nago_pl.config import register_configs
+from nago_pl.config.cli import check_command_line, exit_with_error
+from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
 from nago_pl.search.runner import final_evaluation, run_search, write_outputs
 from nago_pl.tracking.search_run import log_search
@@ -39,6 +40,7 @@ def main(cfg: DictConfig) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        validate_search(cfg)
         if cfg.search.wandb_sweep:  # W&B sweep agents train the trials
             study = drive_sweep(cfg, run_dir, console, list(HydraConfig.get().overrides.task))
         else:
@@ -48,10 +50,9 @@ def main(cfg: DictConfig) -> None:
             final_evaluation(cfg, records, run_dir, console)
         log_search(cfg, study, run_dir, records)  # with a W&B logger: the search's own run
     except NagoError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", highlight=False,
-                                  soft_wrap=True)
-        sys.exit(2)
+        exit_with_error(err)
 
 
 if __name__ == "__main__":
+    check_command_line("search", sys.argv[1:])
     main()

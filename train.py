@@ -17,9 +17,9 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.markup import escape
 
 from nago_pl.config import register_configs
+from nago_pl.config.cli import check_command_line, exit_with_error
 from nago_pl.errors import NagoError
 from nago_pl.training.run import train_architecture
 
@@ -28,12 +28,10 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    console = Console(stderr=True)
     try:
         result = train_architecture(cfg, HydraConfig.get().runtime.output_dir)
     except NagoError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        exit_with_error(err)
     if rank_zero_only.rank != 0:  # under DDP every process runs this script; rank zero reports
         return
     m = result.metrics
@@ -46,4 +44,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line("train", sys.argv[1:])
     main()

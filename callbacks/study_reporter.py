@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,15 +24,12 @@ class PruningRule:
 LEARNED_METRICS = ("val_acc", "val_loss")
 
 
-class Diverged(FloatingPointError):
-    """The validation loss became NaN or infinite."""
-
-
 class StudyReporter(L.Callback):
     """After each validation epoch, store ``val_acc``/``val_loss`` (and, in the first report, the
     network's ``params``/``flops`` from :class:`ModelStats`) as trial ``trial_id``'s report, then
     apply the multi-objective pruning rule; a rejected trial stops at the end of the epoch and
-    :attr:`pruned` is set. A NaN/inf validation loss raises :class:`Diverged`."""
+    :attr:`pruned` is set. A NaN/inf validation loss is stopped before this reporter sees it
+    (:class:`~callbacks.divergence.DivergenceCheck`, which every training runs first)."""
 
     def __init__(self, study: Study, trial_id: int, objectives: Sequence[Objective],
                  pruning: PruningRule | None = None,
@@ -51,8 +47,6 @@ class StudyReporter(L.Callback):
         epoch = trainer.current_epoch + 1
         metrics = {"val_acc": float(trainer.callback_metrics["val/acc"]),
                    "val_loss": float(trainer.callback_metrics["val/loss"])}
-        if not math.isfinite(metrics["val_loss"]):
-            raise Diverged(f"diverged: val/loss is {metrics['val_loss']} after epoch {epoch}")
         if epoch == 1:
             metrics.update(_model_stats(trainer))
         self.study.report(self.trial_id, epoch, metrics)

@@ -134,3 +134,15 @@ def test_bad_hyper_parameters_name_the_parameter_and_range(override: dict, messa
 def test_unknown_generator_parameter() -> None:
     with pytest.raises(NagoError, match="unknown generator parameter.*G4_nodes.*allowed"):
         GeneratorConfig.from_mapping({"G4_nodes": 3})
+
+
+def test_two_node_ws_levels_sample_their_one_connected_graph() -> None:
+    # The 2-node ring lattice has no edge: every WS draw was disconnected (10,000 draws, an error).
+    arch = sample(GeneratorConfig(G1_nodes=2, G3_nodes=2), 0)
+    assert arch.top.edges == ((0, 1),)
+    assert all(b.dag.edges == ((0, 1),) for c in arch.cells for b in c.bottoms)
+
+
+def test_networks_of_more_than_max_ops_op_nodes_are_refused() -> None:
+    with pytest.raises(NagoError, match=r"64 x 64 x 64 = 262144 op nodes; at most 4096"):
+        GeneratorConfig(G1_nodes=64, G2_nodes=64, G3_nodes=64).validate()

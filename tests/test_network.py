@@ -127,3 +127,53 @@ def test_optimizer_states() -> None:
     assert optimizer_states(torch.optim.SGD(params, lr=0.1, momentum=0.9)) == 1
     assert optimizer_states(torch.optim.SGD(params, lr=0.1)) == 0
     assert optimizer_states(torch.optim.AdamW(params)) == 2
+
+
+def meta_count(arch, spec: NetworkSpec) -> int:
+    """The reference count: the network built on the meta device (nothing allocated)."""
+    from nago_pl.network import Network
+
+    with torch.device("meta"):
+        net = Network(arch, spec, initialize=False)
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_analytic_count_equals_the_meta_device_count_over_300_random_architectures() -> None:
+    from nago_pl.space.architecture import OPS
+    from nago_pl.space.graphs import FAMILIES
+
+    rng = random.Random(7)
+    for i in range(300):
+        stages = rng.randint(1, 4)
+        theta = random_theta(rng)
+        theta.G1_nodes, theta.G2_nodes, theta.G3_nodes = (rng.randint(1, 7) for _ in range(3))
+        theta.top_family, theta.mid_family, theta.bottom_family = (
+            rng.choice(FAMILIES) for _ in range(3))
+        theta.stage_ratios = [rng.choice([0.5, 1, 2, 3]) for _ in range(stages)]
+        theta.channel_ratios = [rng.choice([0.125, 0.3, 1, 1.5, 2, 4]) for _ in range(stages)]
+        theta.ops = rng.sample(OPS, rng.randint(1, len(OPS)))
+        arch = sample(theta, i)
+        spec = NetworkSpec(in_channels=rng.choice([1, 3, 4]), num_classes=rng.randint(2, 100),
+                           image_size=rng.choice([8, 28, 32, 40, 64]),
+                           multiplier=rng.randint(1, 200) / 8,
+                           head_channels=rng.choice([16, 64, 1280]))
+        assert count_parameters(arch, spec) == meta_count(arch, spec), (i, theta, spec)
+
+
+def test_fractional_channel_ratios_build_with_a_bounded_number_of_counts(monkeypatch) -> None:
+    # One stage of ratio 0.125 used to walk the width down one unit at a time from 2**17 units.
+    from nago_pl.network import budget
+
+    calls = []
+
+    def counted(arch, spec: NetworkSpec) -> int:
+        calls.append(spec.multiplier)
+        assert len(calls) <= 40, "the width search is not logarithmic"
+        return count_parameters(arch, spec)
+
+    monkeypatch.setattr(budget, "count_parameters", counted)
+    arch = sample(GeneratorConfig(stage_ratios=[1.0], channel_ratios=[0.125]), 0)
+    net = build_network(arch, in_channels=1, num_classes=10, image_size=8, param_limit=100_000)
+    count = sum(p.numel() for p in net.parameters())
+    assert 0.9 * 100_000 <= count <= 100_000
+    assert count_parameters(arch, replace(net.spec, multiplier=net.spec.multiplier + 0.125)) > 100_000

@@ -125,8 +125,9 @@ def test_the_same_error_in_the_first_trials_stops_the_search_unspent(
 @pytest.mark.parametrize(("override", "message"), [
     ("search.space.param_limit.high=20", "no network of the search space is feasible"),
     ("search.min_width=64", "no network of the search space is feasible"),
-    ("search.pruning.eta=1", "search.pruning.eta must be > 1"),
-    ("search.pruning.min_epochs=0", "search.pruning.min_epochs must be a positive integer"),
+    ("search.pruning.eta=1", r"search.pruning.eta=1.0: must be a number in \(1"),
+    ("search.pruning.min_epochs=0", "search.pruning.min_epochs=0: must be an integer >= 1"),
+    ("search.min_width=0", "search.min_width=0: must be an integer >= 1"),
 ])
 def test_configuration_errors_stop_before_the_first_trial(tmp_path: Path, override: str,
                                                           message: str) -> None:
@@ -230,3 +231,24 @@ def test_failing_final_retrains_are_recorded_not_raised(tmp_path: Path) -> None:
     results = final_evaluation(cfg, [record], tmp_path, Console(quiet=True))
     assert len(results["failed"]) == 2 and all("learning rate" in f for f in results["failed"])
     assert json.loads((tmp_path / "final.json").read_text()) == results
+
+
+def test_resuming_with_other_training_settings_is_refused(tmp_path: Path) -> None:
+    open_study(compose("search", FAST), tmp_path).close()
+    for override, change in [("trainer.max_epochs=5", "trainer.max_epochs=3 before, 5 now"),
+                             ("seed=4", "seed=0 before, 4 now"),
+                             ("dataset.val_fraction=0.3", "dataset.val_fraction=0.2 before, 0.3 now"),
+                             ("network.head_channels=32", "network.head_channels=64 before, 32 now")]:
+        with pytest.raises(NagoError) as info:
+            open_study(compose("search", [*FAST, override]), tmp_path)
+        message = str(info.value)
+        assert change in message and "search.allow_changed_settings=true" in message, message
+        assert "\n" not in message
+    # what does not change a trial's result may change; searched values come from the space
+    for harmless in ("search.trials=50", "logger=csv", "dataset.num_workers=1",
+                     "generator.G1_nodes=5"):
+        open_study(compose("search", [*FAST, harmless]), tmp_path).close()
+    allowed = open_study(compose("search", [*FAST, "trainer.max_epochs=5",
+                                            "search.allow_changed_settings=true"]), tmp_path)
+    allowed.close()  # and the new settings are now the study's
+    open_study(compose("search", [*FAST, "trainer.max_epochs=5"]), tmp_path).close()

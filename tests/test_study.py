@@ -213,3 +213,28 @@ def test_trial_seed_is_deterministic() -> None:
     assert seeds == [trial_seed(0, i) for i in range(100)] and len(set(seeds)) == 100
     assert trial_seed(0, 5) != trial_seed(1, 5) != trial_seed(0, 5, stream=1)
     assert all(0 <= s < 2**31 for s in seeds)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("status", ["complete", "pruned"])
+def test_non_finite_objective_values_fail_the_trial(bad: float, status: str) -> None:
+    study = Study.open(":memory:", "s", NAGO_SPACE, OBJS)
+    good = study.add_trial(configs(1)[0], seed=0)
+    study.tell(good.id, {"val_acc": 0.5, "params": 1e5})
+    trial = study.add_trial(configs(2)[1], seed=1)
+    told = study.tell(trial.id, {"val_acc": bad, "params": 1e3, "test_loss": bad}, status=status)
+    assert told.status == "failed"
+    assert told.error == f"non-finite objective value(s): val_acc={bad}"
+    assert told.values == {"val_acc": None, "params": 1e3, "test_loss": None}  # stored as null
+    (text,) = study._conn.execute("SELECT objective_values FROM trials WHERE id = ?",
+                                  (trial.id,)).fetchone()
+    assert "NaN" not in text and "Infinity" not in text
+    assert [t.id for t in study.best_trials()] == [good.id]
+    assert study.observations()[1].tolist() == [[0.5, 1e5]]
+
+
+def test_non_finite_non_objective_values_are_stored_as_null() -> None:
+    study = Study.open(":memory:", "s", NAGO_SPACE, OBJS)
+    trial = study.add_trial(configs(1)[0], seed=0)
+    told = study.tell(trial.id, {"val_acc": 0.5, "params": 1e5, "test_loss": float("nan")})
+    assert told.status == "complete" and told.values["test_loss"] is None

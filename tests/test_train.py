@@ -109,3 +109,27 @@ def test_bad_config_keys_and_types_fail_at_start_up(override: str, message: str)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert message in done.stderr
+
+
+def test_a_diverged_training_is_a_one_line_error_without_metrics(tmp_path: Path) -> None:
+    done = run_train(f"hydra.run.dir={tmp_path}", "trainer.max_epochs=2", "logger=none",
+                     "model.optimizer.lr=1e20", "trainer.gradient_clip_val=null",
+                     "network.param_limit=20000", "network.head_channels=32")
+    assert done.returncode == 2, done.stdout
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "training diverged: val/loss is nan after epoch 1" in lines[0]
+    assert not (tmp_path / "metrics.json").exists()
+    assert not list(tmp_path.glob("checkpoints/*.ckpt"))
+
+
+def test_json_files_are_strict_with_null_for_non_finite_values(tmp_path: Path) -> None:
+    from nago_pl.jsonfile import write_json
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    write_json(tmp_path / "m.json", {"a": float("nan"), "b": [float("inf"), 1.5], "c": {"d": -1e400}})
+    text = (tmp_path / "m.json").read_text()
+    assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [None, 1.5], "c": {"d": None}}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no partial file left

@@ -176,3 +176,56 @@ def test_tampered_checkpoint_is_refused_and_nothing_runs(digits_run: Path, tmp_p
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "refusing to load: it carries a pickled object" in done.stderr
     assert not (tmp_path / "pwned").exists()
+
+
+def _net_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_rerun_in_a_used_run_dir_owns_its_checkpoint(digits_run: Path, tmp_path: Path) -> None:
+    # The copied best.ckpt plays the file a killed run left behind; same architecture, new seed.
+    rerun = tmp_path / "rerun"
+    shutil.copytree(digits_run, rerun)
+    stale = _net_weights(rerun / "checkpoints" / "best.ckpt")
+    cfg = compose("train", [*QUIET, "trainer.max_epochs=1", "seed=5",
+                            f"arch={digits_run / 'architecture.json'}"])
+    result = train_architecture(cfg, rerun)
+    assert result.checkpoint == rerun / "checkpoints" / "best.ckpt"
+    assert sorted(p.name for p in (rerun / "checkpoints").iterdir()) == ["best.ckpt"]
+    fresh = _net_weights(result.checkpoint)
+    assert not _same(fresh, stale)
+    assert _same(load_trained(rerun).state_dict, fresh)
+
+
+def test_a_search_dir_loads_the_checkpoint_its_records_name(digits_run: Path,
+                                                            tmp_path: Path) -> None:
+    trial = tmp_path / "search" / "trials" / "0000"
+    shutil.copytree(digits_run, trial)
+    checkpoint = torch.load(trial / "checkpoints" / "best.ckpt", weights_only=True)
+    for value in checkpoint["state_dict"].values():
+        if value.is_floating_point():
+            value += 1.0
+    torch.save(checkpoint, trial / "checkpoints" / "best-v1.ckpt")  # left by an older version
+    record = {"trial": 0, "params": {}, "seed": 0, "epochs": 2,
+              "values": {"val_acc": 0.9, "params": 1000.0},
+              "paths": {"checkpoint": "/moved/elsewhere/trials/0000/checkpoints/best-v1.ckpt"}}
+    (tmp_path / "search" / "pareto.json").write_text(json.dumps({"front": [record]}))
+    loaded = load_trained(tmp_path / "search")
+    assert loaded.source.name == "best-v1.ckpt"
+    assert _same(loaded.state_dict, _net_weights(trial / "checkpoints" / "best-v1.ckpt"))
+    with pytest.raises(NagoError, match=r"several checkpoints \(best.ckpt, best-v1.ckpt\)"):
+        load_trained(trial)
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"front": [{"trial": 0}]}',
+                                  '{"front": [{"trial": 0, "values": {"val_acc": "x"}, '
+                                  '"paths": {"checkpoint": "a"}}]}'])
+def test_a_malformed_pareto_json_is_a_clear_error(tmp_path: Path, text: str) -> None:
+    (tmp_path / "pareto.json").write_text(text)
+    with pytest.raises(NagoError, match=r"init_from=.*pareto.json"):
+        load_trained(tmp_path)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from typing import Any
 
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +38,33 @@ def check_arguments(node: DictConfig, where: str) -> None:
             raise NagoError(
                 f"{where}.{key}: not an argument of {node['_target_']}; allowed: {', '.join(allowed)}"
             )
+        _check_type(params[key], node[key], f"{where}.{key}")
+
+
+_NAMES = {"int": int, "float": float, "bool": bool, "Tensor": torch.Tensor,
+          "torch.Tensor": torch.Tensor}
+
+
+def _kinds(param: inspect.Parameter) -> set[Any]:
+    """The plain types a parameter accepts, from its annotation (or its default's type)."""
+    annotation = param.annotation
+    if annotation is inspect.Parameter.empty:
+        return set() if param.default in (None, inspect.Parameter.empty) else {type(param.default)}
+    if isinstance(annotation, str):
+        return {_NAMES.get(part.strip(), part.strip()) for part in annotation.split("|")}
+    return set(typing.get_args(annotation)) if typing.get_args(annotation) else {annotation}
+
+
+def _check_type(param: inspect.Parameter, value: Any, where: str) -> None:
+    """A value given for a plain number or flag argument must be one."""
+    if OmegaConf.is_config(value):
+        return  # a nested config: built (and checked) by its own target
+    kinds = _kinds(param)
+    if kinds == {bool} and not isinstance(value, bool):
+        raise NagoError(f"{where}={value!r}: must be true or false")
+    numeric = kinds & {int, float} and kinds <= {int, float, torch.Tensor}
+    if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise NagoError(f"{where}={value!r}: must be a number")
 
 
 def instantiate_checked(node: DictConfig | None, where: str, **kwargs: Any) -> Any:
@@ -52,3 +81,6 @@ def instantiate_checked(node: DictConfig | None, where: str, **kwargs: Any) -> A
         if isinstance(cause, NagoError):
             raise cause from None
         raise NagoError(f"{where}: could not build {node['_target_']}: {cause}") from None
+    except (TypeError, ValueError) as err:  # Hydra's own checks, e.g. a non-boolean _partial_
+        reason = " ".join(str(err).split())
+        raise NagoError(f"{where}: could not build {node['_target_']}: {reason}") from None

@@ -152,6 +152,7 @@ class SearchSettings:
     pruning: PruningConfig = field(default_factory=PruningConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     wandb_sweep: bool = False   # trials trained by W&B sweep agents (needs a W&B server)
+    allow_changed_settings: bool = False  # resume a study with other training settings
 
 
 @dataclass

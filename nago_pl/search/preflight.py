@@ -21,22 +21,6 @@ ACCURACY_MARGIN = 0.1
 BUDGET_MARGIN = 1.1
 
 
-def check_settings(cfg: DictConfig) -> None:
-    """Ranges of the search settings (the schema checks their types)."""
-    settings = cfg.search
-    positive = {"search.trials": settings.trials, "search.batch_size": settings.batch_size,
-                "search.pruning.min_epochs": settings.pruning.min_epochs,
-                "search.min_width": settings.min_width}
-    for name, value in positive.items():
-        if value < 1:
-            raise NagoError(f"{name} must be a positive integer, got {value}")
-    if not settings.pruning.eta > 1:
-        raise NagoError(f"search.pruning.eta must be > 1 (the share of trials kept at a rung is "
-                        f"1/eta), got {settings.pruning.eta}")
-    if settings.max_minutes is not None and not settings.max_minutes > 0:
-        raise NagoError(f"search.max_minutes must be > 0 or null, got {settings.max_minutes}")
-
-
 def load_data_shape(cfg: DictConfig) -> DataShape:
     """Load the dataset once (a missing or corrupt one is a one-line error) and return its shape."""
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from nago_pl.jsonfile import write_json  # noqa: E402
 from nago_pl.search.pareto import (  # noqa: E402
     from_maximization,
     hypervolume_curve,
@@ -70,7 +70,7 @@ def write_pareto_json(study: Study, path: Path) -> list[dict[str, Any]]:
                "reference": {o.name: (v if math.isfinite(v) else None)
                              for o, v in zip(study.objectives, reference, strict=True)},
                "front": records}
-    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    write_json(path, payload)
     return records
 
 

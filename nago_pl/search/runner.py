@@ -15,14 +15,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from callbacks.study_reporter import PruningRule
+from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
+from nago_pl.jsonfile import write_json
 from nago_pl.search.constraints import FeasibilityCheck
-from nago_pl.search.preflight import (
-    check_settings,
-    feasibility_check,
-    load_data_shape,
-    objectives_with_references,
-)
+from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
 from nago_pl.search.report import (
     front_table,
     hypervolume_history,
@@ -30,6 +27,7 @@ from nago_pl.search.report import (
     plot_pareto,
     write_pareto_json,
 )
+from nago_pl.search.settings import result_settings
 from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
 from nago_pl.search.trial import config_path, run_trial, trial_config
@@ -55,7 +53,9 @@ def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True,
                 "test") else ""
             raise NagoError(f"search.objectives: {objective.name!r} is not a trial metric{hint}; "
                             f"allowed: {', '.join(OBJECTIVE_METRICS)}")
-    return Study.open(run_dir / "study.db", cfg.study_name, space, objectives, requeue=requeue)
+    return Study.open(run_dir / "study.db", cfg.study_name, space, objectives, requeue=requeue,
+                      settings=result_settings(cfg),
+                      allow_changed_settings=bool(cfg.search.allow_changed_settings))
 
 
 def search_strategy(cfg: DictConfig, study: Study,
@@ -122,7 +122,7 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
         raise NagoError(f"trainer.strategy={cfg.trainer.strategy}: search.py trains its trials "
                         "in-process, one device each; multi-process strategies (ddp) are for "
                         "train.py (e.g. retraining a found architecture); use trainer=gpu")
-    check_settings(cfg)
+    validate_search(cfg)
     shape = load_data_shape(cfg)
     base = trial_base_config(cfg, "trial")
     feasible = feasibility_check(cfg, base, shape)
@@ -224,5 +224,5 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
                       f"over {len(accuracies)} samples")
     if failures:
         results["failed"] = failures
-    (run_dir / "final.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(run_dir / "final.json", results)
     return results

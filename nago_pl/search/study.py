@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS trials (
     UNIQUE (study_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (study_id, status);
+CREATE TABLE IF NOT EXISTS study_settings (
+    study_id INTEGER PRIMARY KEY REFERENCES studies(id),
+    settings TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reports (
     trial_id INTEGER NOT NULL REFERENCES trials(id),
     epoch INTEGER NOT NULL,
@@ -178,6 +182,12 @@ def _trial_from_row(row: tuple) -> Trial:
                  duration, json.loads(paths), json.loads(info))
 
 
+def _strict_json(values: Mapping[str, float]) -> str:
+    """Strict JSON of a metrics mapping: NaN and infinities become null."""
+    return json.dumps({k: v if math.isfinite(v) else None for k, v in values.items()},
+                      allow_nan=False)
+
+
 def _merge(reports: Sequence[str]) -> dict[str, float]:
     """Metrics of several reports (JSON, in epoch order), later ones overriding earlier ones."""
     merged: dict[str, float] = {}
@@ -214,12 +224,17 @@ class Study:
     def open(cls, path: str | Path, name: str,
              space_config: Mapping[str, Any] | SearchSpace,
              objectives: Sequence[Objective | Mapping[str, Any]], *,
-             requeue: bool = True) -> Study:
+             requeue: bool = True, settings: Mapping[str, Any] | None = None,
+             allow_changed_settings: bool = False) -> Study:
         """Create the study ``name`` in the SQLite file ``path`` (or ``":memory:"``), or reopen it.
 
         Reopening with another space or other objectives raises :class:`NagoError`. With
         ``requeue`` (the default; a worker process that only reports passes False) the trials
         left ``running`` by a dead process are re-queued; they are listed in ``study.requeued``.
+        ``settings`` (what defines a trial's result besides its parameters, e.g. the epoch budget
+        and the dataset) are stored with a new study; reopening with other ones raises
+        :class:`NagoError` naming them, unless ``allow_changed_settings`` (then they replace the
+        stored ones).
         """
         space = (space_config if isinstance(space_config, SearchSpace)
                  else SearchSpace.from_config(space_config))
@@ -233,6 +248,8 @@ class Study:
             raise NagoError(f"cannot open study database {path}: {err}") from err
         try:
             study = cls._attach(conn, path, name, space, objs)
+            if settings is not None:
+                study._check_settings(dict(settings), allow_changed_settings)
         except sqlite3.Error as err:
             conn.close()
             raise NagoError(f"cannot open study database {path}: {err}") from err
@@ -266,6 +283,23 @@ class Study:
                 conn.execute("UPDATE studies SET objectives = ? WHERE id = ?",
                              (objs_json, study._id))
         return study
+
+    def _check_settings(self, settings: dict[str, Any], allow_changed: bool) -> None:
+        text = json.dumps(settings, sort_keys=True, allow_nan=False)
+        with self._tx() as conn:
+            row = conn.execute("SELECT settings FROM study_settings WHERE study_id = ?",
+                               (self._id,)).fetchone()
+            stored = None if row is None else json.loads(row[0])
+            if stored is not None and stored != settings and not allow_changed:
+                changes = [f"{k}={stored.get(k)!r} before, {settings.get(k)!r} now"
+                           for k in sorted(stored.keys() | settings.keys())
+                           if stored.get(k) != settings.get(k)]
+                raise NagoError(f"study '{self.name}' in {self.path} was run with other "
+                                f"settings: {'; '.join(changes)} (its trials would not be "
+                                "comparable: use a new study_name, or "
+                                "search.allow_changed_settings=true to mix them)")
+            conn.execute("INSERT OR REPLACE INTO study_settings (study_id, settings) "
+                         "VALUES (?, ?)", (self._id, text))
 
     def _requeue_running(self) -> list[Trial]:
         with self._tx() as conn:
@@ -357,7 +391,10 @@ class Study:
              status: Literal["complete", "pruned"] = "complete", epochs: int | None = None,
              paths: Mapping[str, str] | None = None) -> Trial:
         """Finish a running trial with its final values (merged over its reports: a value only
-        reported per epoch, e.g. a parameter count sent with the first report, is kept)."""
+        reported per epoch, e.g. a parameter count sent with the first report, is kept).
+
+        A NaN or infinite objective value makes the trial ``failed`` (its error names the values);
+        non-finite values are stored as null."""
         if status not in ("complete", "pruned"):
             raise ValueError(f"tell() status must be 'complete' or 'pruned', got {status!r}")
         end = _now()
@@ -370,10 +407,16 @@ class Study:
             if status == "complete" and missing:
                 raise NagoError(f"trial {trial_id} has no value for objective(s) {missing}; "
                                 f"it reported: {sorted(final) or 'nothing'}")
+            non_finite = [f"{o.name}={final[o.name]}" for o in self.objectives
+                          if o.name in final and not math.isfinite(final[o.name])]
+            error = f"non-finite objective value(s): {', '.join(non_finite)}" if non_finite \
+                else None
             conn.execute(
-                "UPDATE trials SET status = ?, objective_values = ?, finished = ?, duration = ?, "
-                "epochs_reached = COALESCE(?, epochs_reached), paths = ? WHERE id = ?",
-                (status, json.dumps(final), end, _seconds_between(started, end), epochs,
+                "UPDATE trials SET status = ?, objective_values = ?, error = ?, finished = ?, "
+                "duration = ?, epochs_reached = COALESCE(?, epochs_reached), paths = ? "
+                "WHERE id = ?",
+                ("failed" if non_finite else status, _strict_json(final), error, end,
+                 _seconds_between(started, end), epochs,
                  json.dumps({**json.loads(old_paths), **(paths or {})}), trial_id))
         return self.trial(trial_id)
 

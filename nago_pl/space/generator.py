@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nago_pl.errors import NagoError
 from nago_pl.space.architecture import OPS, Architecture, BottomGraph, Cell
-from nago_pl.space.graphs import FAMILIES, derive_seed, sample_dag
+from nago_pl.space.graphs import DAG, FAMILIES, derive_seed, sample_dag
 
 SEARCHED = ("G1_nodes", "G1_K", "G1_P", "G2_nodes", "G2_P", "G3_nodes", "G3_K", "G3_P")
 MAX_NODES = 64
+MAX_RATIO = 1000.0  # stage / channel ratios: larger ones overflow widths and stage shares
+MAX_OPS = 4096  # op nodes of a whole network (G1 x G2 x G3): a few seconds to build
 TOP, MID, BOTTOM, OP_CHOICE = range(4)
 
 
@@ -68,6 +71,10 @@ class GeneratorConfig:
             _check_int(f"{level}_K", getattr(self, f"{level}_K"), 1, MAX_NODES - 1)
             if level != "G2" or self.mid_family in ("ws", "er"):
                 _check_float(f"{level}_P", getattr(self, f"{level}_P"), 0.0, 1.0)
+        ops = self.G1_nodes * self.G2_nodes * self.G3_nodes
+        if ops > MAX_OPS:
+            raise NagoError(f"G1_nodes x G2_nodes x G3_nodes = {self.G1_nodes} x {self.G2_nodes} x "
+                            f"{self.G3_nodes} = {ops} op nodes; at most {MAX_OPS}")
         for name in ("top_family", "mid_family", "bottom_family"):
             if getattr(self, name) not in FAMILIES:
                 raise NagoError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(FAMILIES)}")
@@ -78,9 +85,9 @@ class GeneratorConfig:
                 f"stage_ratios has {len(self.stage_ratios)} entries but channel_ratios has "
                 f"{len(self.channel_ratios)}; give one channel ratio per stage"
             )
-        bad_ops = [op for op in self.ops if op not in OPS]
-        if not self.ops or bad_ops:
-            raise NagoError(f"ops={list(self.ops)}; allowed: a non-empty list of {', '.join(OPS)}")
+        if not _is_list(self.ops) or not self.ops or any(
+                op not in OPS for op in self.ops):
+            raise NagoError(f"ops={self.ops!r}; allowed: a non-empty list of {', '.join(OPS)}")
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
@@ -95,10 +102,16 @@ def _check_float(name: str, value: Any, low: float, high: float) -> None:
         raise NagoError(f"{name}={value!r}: must be a number in [{low}, {high}]")
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def _check_ratios(name: str, values: list[float]) -> None:
-    if not values or any(isinstance(v, bool) or not isinstance(v, int | float) or not v > 0
-                         for v in values):
-        raise NagoError(f"{name}={list(values)}: must be a non-empty list of positive numbers")
+    if not _is_list(values) or not values or any(
+            isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= MAX_RATIO
+            for v in values):
+        raise NagoError(f"{name}={values!r}: must be a non-empty list of numbers in "
+                        f"(0, {MAX_RATIO}]")
 
 
 def assign_stages(num_nodes: int, ratios: list[float]) -> list[int]:
@@ -117,6 +130,15 @@ def assign_stages(num_nodes: int, ratios: list[float]) -> list[int]:
     return [stage for stage, count in enumerate(counts) for _ in range(count)]
 
 
+def _level_dag(level: str, family: str, nodes: int, k: int, p: float,
+               path: list[int]) -> DAG:
+    """:func:`sample_dag`, its errors naming the level's parameters (``G1_*``, ...)."""
+    try:
+        return sample_dag(family, nodes, k, p, path)
+    except NagoError as err:
+        raise NagoError(f"{level}_nodes={nodes}, {level}_K={k}, {level}_P={p}: {err}") from None
+
+
 def sample(config: GeneratorConfig, seed: int) -> Architecture:
     """Sample one architecture from the generator, deterministically in (config, seed).
 
@@ -125,7 +147,8 @@ def sample(config: GeneratorConfig, seed: int) -> Architecture:
     """
     config.validate()
     _check_int("seed", seed, 0, 2**63 - 1)
-    top = sample_dag(config.top_family, config.G1_nodes, config.G1_K, config.G1_P, [seed, TOP])
+    top = _level_dag("G1", config.top_family, config.G1_nodes, config.G1_K, config.G1_P,
+                     [seed, TOP])
     stages = assign_stages(top.num_nodes, config.stage_ratios)
     # Stages left empty by extreme ratios are skipped, so stage indices stay consecutive.
     used = sorted(set(stages))
@@ -133,12 +156,12 @@ def sample(config: GeneratorConfig, seed: int) -> Architecture:
     stages = [used.index(s) for s in stages]
     cells = []
     for i in range(top.num_nodes):
-        mid = sample_dag(config.mid_family, config.G2_nodes, config.G2_K, config.G2_P,
+        mid = _level_dag("G2", config.mid_family, config.G2_nodes, config.G2_K, config.G2_P,
                          [seed, MID, i])
         bottoms = []
         for j in range(mid.num_nodes):
-            dag = sample_dag(config.bottom_family, config.G3_nodes, config.G3_K, config.G3_P,
-                             [seed, BOTTOM, i, j])
+            dag = _level_dag("G3", config.bottom_family, config.G3_nodes, config.G3_K,
+                             config.G3_P, [seed, BOTTOM, i, j])
             rng = random.Random(derive_seed([seed, OP_CHOICE, i, j]))
             ops = tuple(rng.choice(config.ops) for _ in range(dag.num_nodes))
             bottoms.append(BottomGraph(dag, ops))

@@ -49,6 +49,8 @@ def derive_seed(path: Sequence[int]) -> int:
 
 def _draw(family: str, nodes: int, k: int, p: float, seed: int) -> nx.Graph:
     if family == "ws":
+        if nodes == 2:  # a 2-node ring lattice has no neighbour per side: its one edge instead
+            return nx.path_graph(2)
         # The ring lattice needs at least one neighbour per side and at most n-1 neighbours.
         return nx.watts_strogatz_graph(nodes, min(max(k, 2), nodes - 1), p, seed=seed)
     if family == "er":

@@ -21,12 +21,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from nago_pl.errors import NagoError
-from nago_pl.search.preflight import (
-    check_settings,
-    feasibility_check,
-    load_data_shape,
-    objectives_with_references,
-)
+from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
 from nago_pl.search.runner import open_study, search_strategy, trial_base_config
 from nago_pl.search.strategies import Strategy
 from nago_pl.search.study import FINISHED, Study, Trial
@@ -150,7 +145,6 @@ def drive_sweep(cfg: DictConfig, run_dir: Path, console: Console,
     if importlib.util.find_spec("sweeps") is None:
         raise NagoError("search.wandb_sweep=true needs W&B's local controller: "
                         "pip install 'wandb[sweeps]'")
-    check_settings(cfg)
     shape = load_data_shape(cfg)
     feasible = feasibility_check(cfg, trial_base_config(cfg, "trial"), shape)
     study = open_study(cfg, run_dir, requeue=False,  # running trials may still be on agents

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -12,13 +11,18 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from callbacks.divergence import DivergenceCheck
 from callbacks.freeze_body import FreezeBody
 from callbacks.model_stats import ModelStats
 from nago_pl.config.instantiate import instantiate_checked
+from nago_pl.config.validate import validate_train
 from nago_pl.errors import NagoError
+from nago_pl.jsonfile import write_json
 from nago_pl.network import build_network
 from nago_pl.space import Architecture, GeneratorConfig, sample
 from nago_pl.tracking.run_info import finish_runs, log_run_config, log_run_result
@@ -55,6 +59,25 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def make_trainer(cfg: DictConfig, logger: Any, callbacks: list[L.Callback],
+                 run_dir: Path) -> L.Trainer:
+    """The ``lightning.Trainer`` of ``cfg.trainer``; settings Lightning refuses (an unknown
+    accelerator or precision, no GPU, ...) are one-line errors."""
+    try:
+        return L.Trainer(**trainer_arguments(cfg), logger=logger or False, callbacks=callbacks,
+                         default_root_dir=str(run_dir))
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError) as err:
+        reason = " ".join(str(err).split())
+        raise NagoError(f"trainer: Lightning refuses these settings: {reason}") from None
+
+
+def clear_outputs(run_dir: Path) -> None:
+    """Delete what an earlier (killed, crashed or finished) run left in ``run_dir``: its
+    checkpoints and ``metrics.json``, so this run's files are the only ones a reader can find."""
+    for stale in [*run_dir.glob("checkpoints/*.ckpt"), run_dir / "metrics.json"]:
+        stale.unlink(missing_ok=True)
+
+
 def train_architecture(cfg: DictConfig, run_dir: str | Path,
                        callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Sample (or load) the architecture, build it to the parameter budget, fit, test.
@@ -67,14 +90,28 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
     ``metrics.json`` (val_acc, test_acc, params, flops, epochs, train_seconds, ...) into
     ``run_dir``; val_acc and test_acc are both measured on the best checkpoint's weights.
     """
+    validate_train(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:  # DDP: the other processes start later, with a nonzero rank
+        clear_outputs(run_dir)
     # Built first, so a bad logger setting (W&B mode, credentials) fails before any data loads.
     logger = instantiate_checked(cfg.logger, "logger", save_dir=str(run_dir))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     trained = load_trained(cfg.init_from, cfg.pick) if cfg.get("init_from") else None
+    fine_tune = trained is not None and bool(cfg.weights)
+    if fine_tune and cfg.finetune.freeze_epochs > 0:
+        callbacks = [FreezeBody(int(cfg.finetune.freeze_epochs)), *callbacks]
+    # Selected on val/loss: on small validation splits accuracy ties and picks early epochs.
+    # Always checkpoints/best.ckpt (overwritten, never versioned): what the records name.
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                                 monitor="val/loss", mode="min", save_top_k=1,
+                                 enable_version_counter=False)
+    stats = ModelStats()
+    trainer = make_trainer(cfg, logger, [DivergenceCheck(), checkpoint, stats, *callbacks],
+                           run_dir)
     datamodule = instantiate_checked(cfg.dataset, "dataset")
     datamodule.setup("fit")
     arch = trained.architecture if trained else resolve_architecture(cfg)
@@ -83,7 +120,6 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
     arch.save(run_dir / "architecture.json")
     shape = {"in_channels": datamodule.in_channels, "num_classes": datamodule.num_classes,
              "image_size": datamodule.image_size}
-    fine_tune = trained is not None and bool(cfg.weights)
     if fine_tune:  # keep the trained widths and head so the weights fit
         net = build_network(arch, **shape, multiplier=trained.spec["multiplier"],
                             head_channels=trained.spec["head_channels"],
@@ -99,14 +135,6 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
         label_smoothing=float(cfg.model.label_smoothing),
         body_lr_scale=float(cfg.finetune.body_lr_scale) if fine_tune else 1.0,
     )
-    if fine_tune and cfg.finetune.freeze_epochs > 0:
-        callbacks = [FreezeBody(int(cfg.finetune.freeze_epochs)), *callbacks]
-    # Selected on val/loss: on small validation splits accuracy ties and picks early epochs.
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                                 monitor="val/loss", mode="min", save_top_k=1)
-    stats = ModelStats()
-    trainer = L.Trainer(**trainer_arguments(cfg), logger=logger or False,
-                        callbacks=[checkpoint, stats, *callbacks], default_root_dir=str(run_dir))
     with finish_runs(trainer.loggers):
         log_run_config(trainer.loggers, cfg, arch)
         started = time.perf_counter()
@@ -128,7 +156,7 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
         log_run_result(trainer.loggers, metrics)
     if not trainer.is_global_zero:  # other DDP processes: rank zero writes the files
         return TrainResult(metrics, arch, run_dir, Path(best) if best else None)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(run_dir / "metrics.json", metrics)
     if cfg.get("export"):  # the module holds the best checkpoint's weights after test()
         export_model(net, run_dir / "export", mean=list(datamodule.mean),
                      std=list(datamodule.std), class_names=list(datamodule.class_names))

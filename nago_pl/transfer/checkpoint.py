@@ -55,8 +55,18 @@ def read_checkpoint(path: Path) -> TrainedModel:
     return TrainedModel(architecture, dict(info["spec"]), state, path)
 
 
-def _from_run_dir(run_dir: Path) -> TrainedModel:
-    checkpoint = run_dir / "checkpoints" / "best.ckpt"
+def _from_run_dir(run_dir: Path, name: str = "best.ckpt") -> TrainedModel:
+    """The checkpoint ``name`` of a run directory, checked against its ``architecture.json``.
+
+    Earlier versions of this project left the checkpoint of a killed run beside the new one
+    (``best-v1.ckpt``); such a directory is ambiguous unless a record names the file.
+    """
+    checkpoint = run_dir / "checkpoints" / name
+    others = sorted(p.name for p in checkpoint.parent.glob("*.ckpt") if p.name != name)
+    if name == "best.ckpt" and others:
+        raise NagoError(f"init_from={run_dir}: holds several checkpoints (best.ckpt, "
+                        f"{', '.join(others)}) from repeated runs; give the one to load as "
+                        "init_from=<path to the .ckpt file>")
     model = read_checkpoint(checkpoint)
     arch_file = run_dir / "architecture.json"
     if arch_file.is_file() and Architecture.load(arch_file) != model.architecture:
@@ -70,16 +80,29 @@ def _from_search_dir(search_dir: Path, pick: str) -> TrainedModel:
         if not (trial_dir / "checkpoints" / "best.ckpt").is_file():
             raise NagoError(f"pick={pick}: {trial_dir} holds no trained model")
         return _from_run_dir(trial_dir)
-    front = json.loads((search_dir / "pareto.json").read_text())["front"]
-    if not front:
-        raise NagoError(f"init_from={search_dir}: the search's Pareto front is empty")
-    if pick == "best_acc":
-        record = max(front, key=lambda r: r["values"]["val_acc"])
-    elif pick == "smallest":
-        record = min(front, key=lambda r: r["values"]["params"])
-    else:
+    if pick not in ("best_acc", "smallest"):
         raise NagoError(f"pick={pick!r}; allowed: {', '.join(PICKS)}")
-    return _from_run_dir(search_dir / "trials" / f"{record['trial']:04d}")
+    pareto = search_dir / "pareto.json"
+    metric = "val_acc" if pick == "best_acc" else "params"
+    try:
+        front = json.loads(pareto.read_text())["front"]
+        ranked = [(r["values"][metric], int(r["trial"]), str(r["paths"]["checkpoint"]))
+                  for r in front]
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise NagoError(f"init_from={search_dir}: {pareto} is not a pareto.json written by "
+                        f"search.py with the objective {metric} ({type(err).__name__}: {err})"
+                        ) from None
+    if not ranked:
+        raise NagoError(f"init_from={search_dir}: the search's Pareto front is empty")
+    if not all(isinstance(value, int | float) for value, _, _ in ranked):
+        raise NagoError(f"init_from={search_dir}: {pareto} holds a non-numeric {metric}")
+    choose = max if pick == "best_acc" else min
+    _, trial, recorded = choose(ranked, key=lambda entry: entry[0])
+    if not recorded:
+        raise NagoError(f"init_from={search_dir}: trial {trial} has no checkpoint recorded in "
+                        "pareto.json")
+    # The file the Study recorded, found in this search directory (which may have moved).
+    return _from_run_dir(search_dir / "trials" / f"{trial:04d}", Path(recorded).name)
 
 
 def load_trained(init_from: str | Path, pick: str = "best_acc") -> TrainedModel:

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nago_pl.errors import NagoError
+from nago_pl.jsonfile import write_json
 from nago_pl.network.model import Network, NetworkSpec
 from nago_pl.space import Architecture
 
@@ -67,7 +68,7 @@ def export_model(net: Network, folder: str | Path, *, mean: list[float], std: li
         meta["torch_export"] = "model.pt2"
     except Exception as err:  # noqa: BLE001 - optional artefact; the reason is recorded
         meta["torch_export"] = f"not written: {type(err).__name__}: {err}"[:300]
-    (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(folder / "model.json", meta)
     return folder
 
 

@@ -1,0 +1,145 @@
+"""Start-up checks of a composed config: unknown keys and the ranges the schemas cannot express.
+
+Every problem is a :class:`NagoError` naming the setting, its value and what is allowed. Run by
+:func:`nago_pl.training.run.train_architecture` (``train.py``, every trial and retrain) and by
+``search.py`` before its search starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from functools import cache
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nago_pl.config.instantiate import instantiate_checked
+from nago_pl.config.schema import SearchConfig, TrainConfig
+from nago_pl.errors import NagoError
+from nago_pl.space.generator import GeneratorConfig
+
+MAX_SEED = 2**32 - 1  # Lightning's seed_everything (numpy) limit
+
+
+@cache
+def _fields(schema: type) -> dict[str, Any]:
+    return typing.get_type_hints(schema)
+
+
+def check_keys(node: DictConfig, schema: type, where: str = "") -> None:
+    """Refuse keys the dataclass ``schema`` does not define (``+trainer.typo=1`` adds one)."""
+    fields = _fields(schema)
+    for key in node:
+        if key not in fields:
+            raise NagoError(f"{where}{key}: unknown setting; allowed: {', '.join(fields)}")
+        kind = fields[key]
+        child = node._get_node(key)
+        if dataclasses.is_dataclass(kind) and isinstance(child, DictConfig) \
+                and not child._is_none():
+            check_keys(child, kind, f"{where}{key}.")
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_int(cfg: DictConfig, key: str, low: int, high: int | None = None,
+              optional: bool = False) -> None:
+    """``cfg.<key>`` is an integer in ``low..high`` (or null when ``optional``)."""
+    value = _value(cfg, key)
+    if value is None and optional:
+        return
+    if not (_is_int(value) and value >= low and (high is None or value <= high)):
+        allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+        raise NagoError(f"{key}={value!r}: must be {allowed}{' or null' if optional else ''}")
+
+
+def check_number(cfg: DictConfig, key: str, low: float, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False, optional: bool = False) -> None:
+    """``cfg.<key>`` is a finite number in the interval (or null when ``optional``)."""
+    value = _value(cfg, key)
+    if value is None and optional:
+        return
+    ok = _is_number(value) and (value > low if low_open else value >= low)
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        interval = (f"{'(' if low_open else '['}{low}, "
+                    f"{'inf)' if high is None else f'{high}' + (')' if high_open else ']')}")
+        raise NagoError(f"{key}={value!r}: must be a number in {interval}"
+                        f"{' or null' if optional else ''}")
+
+
+def check_optimization(cfg: DictConfig) -> None:
+    """Build ``model.optimizer`` (and ``model.scheduler``) once on a dummy parameter, so a bad
+    argument (a string or negative learning rate, ...) fails at start-up with its name."""
+    optimizer_factory = instantiate_checked(cfg.model.optimizer, "model.optimizer")
+    scheduler_factory = instantiate_checked(cfg.model.scheduler, "model.scheduler")
+    try:
+        optimizer = optimizer_factory([torch.nn.Parameter(torch.zeros(1))])
+    except Exception as err:  # noqa: BLE001 - torch raises several kinds for bad arguments
+        raise NagoError(f"model.optimizer: {cfg.model.optimizer.get('_target_')} refuses its "
+                        f"arguments: {err}") from None
+    if scheduler_factory is not None:
+        try:
+            scheduler_factory(optimizer)
+        except Exception as err:  # noqa: BLE001
+            raise NagoError(f"model.scheduler: {cfg.model.scheduler.get('_target_')} refuses "
+                            f"its arguments: {err}") from None
+
+
+def validate_train(cfg: DictConfig) -> None:
+    """Check the training settings (``train.py``'s config, or a search's)."""
+    check_keys(cfg, SearchConfig if "search" in cfg else TrainConfig)
+    check_int(cfg, "seed", 0, MAX_SEED)
+    check_int(cfg, "trainer.max_epochs", 1)
+    check_int(cfg, "trainer.min_epochs", 1, _value(cfg, "trainer.max_epochs"), optional=True)
+    check_int(cfg, "trainer.num_nodes", 1)
+    check_number(cfg, "trainer.gradient_clip_val", 0, optional=True)
+    check_int(cfg, "trainer.accumulate_grad_batches", 1)
+    check_int(cfg, "trainer.check_val_every_n_epoch", 1)
+    check_number(cfg, "trainer.limit_train_batches", 0, 1, low_open=True, optional=True)
+    check_number(cfg, "trainer.limit_val_batches", 0, 1, low_open=True, optional=True)
+    check_int(cfg, "trainer.log_every_n_steps", 1)
+    check_int(cfg, "network.param_limit", 1, optional=True)
+    check_number(cfg, "network.multiplier", 0, low_open=True, optional=True)
+    check_int(cfg, "network.head_channels", 1)
+    check_number(cfg, "network.dropout", 0, 1, high_open=True)
+    check_number(cfg, "model.label_smoothing", 0, 1, high_open=True)
+    check_int(cfg, "finetune.freeze_epochs", 0)
+    check_number(cfg, "finetune.body_lr_scale", 0)
+    check_int(cfg, "threads", 1, optional=True)
+    check_int(cfg, "tracking.trial", 0, optional=True)
+    pick = str(_value(cfg, "pick"))
+    if pick not in ("best_acc", "smallest") and not pick.isdigit():
+        raise NagoError(f"pick={pick!r}: must be best_acc, smallest or a trial number")
+    if not cfg.get("arch") and not cfg.get("init_from"):
+        GeneratorConfig.from_mapping(OmegaConf.to_container(cfg.generator, resolve=True))
+    check_optimization(cfg)
+
+
+def validate_search(cfg: DictConfig) -> None:
+    """Check ``search.py``'s settings: the training ones and the search's own."""
+    validate_train(cfg)
+    if not str(_value(cfg, "study_name") or ""):
+        raise NagoError("study_name: must be a non-empty name")
+    check_int(cfg, "search.trials", 1)
+    check_int(cfg, "search.batch_size", 1)
+    check_int(cfg, "search.pruning.min_epochs", 1)
+    check_number(cfg, "search.pruning.eta", 1, low_open=True)
+    check_int(cfg, "search.final.top", 0)
+    check_int(cfg, "search.final.samples", 1)
+    check_int(cfg, "search.final.max_epochs", 1, optional=True)
+    check_int(cfg, "search.min_width", 1)
+    check_number(cfg, "search.max_minutes", 0, low_open=True, optional=True)
