@@ -6,7 +6,7 @@ per-epoch ``val_acc`` curve), pretend it was pruned at ``--stop`` epochs: it kee
 up to there, every other trial keeps everything. Each model then predicts its final ``val_acc``:
 
 - ``last value``: the old surrogate (a GP on the last values, as if final),
-- ``matern``: a GP over (θ, fidelity) with an ARD Matern kernel,
+- ``product``: a GP over (θ, fidelity) with a Matern(θ) × Matern(fidelity) kernel (the default),
 - ``linear_truncated``: BoTorch's ``SingleTaskMultiFidelityGP`` over (θ, fidelity).
 
 Prints, per model, the Spearman rank correlation between predicted and true finals over the

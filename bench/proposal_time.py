@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads while proposing (MOBO's num_threads); 0: torch default")
+    parser.add_argument("--fidelity-kernel", default="linear_truncated")
+    parser.add_argument("--max-early-points", type=int, default=None,
+                        help="MOBO's cap on early learning-curve points (default: its own)")
     args = parser.parse_args()
     space = SearchSpace.from_config(NAGO_SPACE)
     print("| trials | data | proposal median (s) | min | max | GP fit median (s) "
@@ -68,7 +71,9 @@ def main() -> None:
     for n in args.sizes:
         for curves in (False, True):
             study = make_study(space, n, seed=n, curves=curves)
-            mobo = MOBO(space, OBJECTIVES, seed=0, n_init=0, num_threads=args.threads or None)
+            mobo = MOBO(space, OBJECTIVES, seed=0, n_init=0, num_threads=args.threads or None,
+                        fidelity_kernel=args.fidelity_kernel,
+                        max_early_points=args.max_early_points)
             mobo.ask(study, 1)  # warm-up (lazy imports, first autograd call)
             for trial in study.trials(("running",)):
                 study.fail(trial.id, "warm-up")
@@ -78,7 +83,7 @@ def main() -> None:
                 (trial,) = mobo.ask(study, 1)
                 times.append(time.perf_counter() - start)
                 study.fail(trial.id, "timing only")
-            datasets = curve_data(study, OBJECTIVES, max_early_points=n // 2)
+            datasets = curve_data(study, OBJECTIVES, max_early_points=mobo.early_point_cap(n))
             fits = []
             with torch_threads(args.threads or None):
                 for _ in range(args.reps):

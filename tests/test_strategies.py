@@ -222,7 +222,7 @@ def test_make_strategy() -> None:
         make_strategy("tpe", space=NAGO, objectives=OBJS)
     with pytest.raises(NagoError, match=r"has no option\(s\) \['n_initial'\]"):
         make_strategy("mobo", space=NAGO, objectives=OBJS, n_initial=3)
-    with pytest.raises(NagoError, match="fidelity_kernel must be one of matern, linear_truncated"):
+    with pytest.raises(NagoError, match="fidelity_kernel must be one of product, linear_truncated"):
         make_strategy("mobo", space=NAGO, objectives=OBJS, fidelity_kernel="rbf")
     with pytest.raises(NagoError, match="eta >= 2"):
         make_strategy("bohb", space=NAGO, objectives=OBJS, eta=1)

@@ -25,6 +25,7 @@ import torch
 from botorch.acquisition import AcquisitionFunction, qLogNoisyExpectedImprovement
 from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.utils import prune_inferior_points_multi_objective
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import ModelListGP, SingleTaskGP, SingleTaskMultiFidelityGP
 from botorch.models.model import Model
@@ -32,6 +33,7 @@ from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf
 from botorch.sampling.normal import SobolQMCNormalSampler
 from botorch.utils.sampling import manual_seed
+from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
 from torch import Tensor
 
@@ -40,6 +42,13 @@ from nago_pl.search.fidelity import CurveData, curve_data
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.study import Objective, Study, Trial, check_seed, trial_seed
 
+#: Largest default Sobol design: 2·(d+1) points left 9-D NAGO searches of 20 trials all Sobol
+#: (bench/mixed_integer_results.md: 10 points won on 4 of 5 seeds).
+MAX_DEFAULT_INIT = 10
+#: Default cap on the early learning-curve points (bounds the GP's size as trials grow).
+MAX_EARLY_POINTS = 24
+#: Most baseline points qLogNEHVI keeps (the likeliest to be Pareto-optimal).
+MAX_BASELINE = 12
 #: Fewest observations before the GP replaces the Sobol sequence.
 MIN_OBSERVATIONS = 2
 
@@ -68,20 +77,32 @@ def check_options(owner: str, **options: int | None) -> None:
 def fit_surrogate(X: Tensor, Y: Tensor) -> Model:
     """Independent GPs (one per column of ``Y``) on unit-cube inputs ``X``, fitted by ML-II."""
     return fit_curve_models([CurveData(X, Y[:, j:j + 1], learned=False)
-                             for j in range(Y.shape[-1])], "matern")
+                             for j in range(Y.shape[-1])], "product")
+
+
+def product_kernel(d: int) -> Kernel:
+    """A Matern-5/2 over θ (ARD, the first ``d`` inputs) times a Matern-5/2 over the fidelity
+    (input ``d``), scaled: values at every fidelity share the θ structure."""
+    theta = MaternKernel(nu=2.5, ard_num_dims=d, active_dims=list(range(d)))
+    return ScaleKernel(theta * MaternKernel(nu=2.5, active_dims=[d]))
 
 
 def fit_curve_models(datasets: Sequence[CurveData], fidelity_kernel: str) -> Model:
     """One GP per objective on ``(θ, fidelity)`` inputs: static objectives (all at fidelity 1)
-    get a ``SingleTaskGP``; learned ones the ``fidelity_kernel`` ("matern": an ARD Matern over
-    θ and the fidelity; "linear_truncated": BoTorch's ``SingleTaskMultiFidelityGP``)."""
+    get a ``SingleTaskGP`` with its default kernel; learned ones the ``fidelity_kernel``:
+    "product" (:func:`product_kernel`) or "linear_truncated" (BoTorch's
+    ``SingleTaskMultiFidelityGP``; see BENCHMARKS.md for how the two compare)."""
     gps = []
     for data in datasets:
-        if data.learned and fidelity_kernel == "linear_truncated":
-            gps.append(SingleTaskMultiFidelityGP(data.X, data.Y, data_fidelities=[data.X.shape[-1] - 1],
+        d = data.X.shape[-1] - 1
+        if not data.learned:
+            gps.append(SingleTaskGP(data.X, data.Y, outcome_transform=Standardize(m=1)))
+        elif fidelity_kernel == "linear_truncated":
+            gps.append(SingleTaskMultiFidelityGP(data.X, data.Y, data_fidelities=[d],
                                                  outcome_transform=Standardize(m=1)))
         else:
-            gps.append(SingleTaskGP(data.X, data.Y, outcome_transform=Standardize(m=1)))
+            gps.append(SingleTaskGP(data.X, data.Y, covar_module=product_kernel(d),
+                                    outcome_transform=Standardize(m=1)))
     model: Model = gps[0] if len(gps) == 1 else ModelListGP(*gps)
     mll = (ExactMarginalLogLikelihood(model.likelihood, model) if len(gps) == 1
            else SumMarginalLogLikelihood(model.likelihood, model))
@@ -93,14 +114,19 @@ def make_acquisition(model: Model, X: Tensor, ref_point: Tensor,
                      X_pending: Tensor | None, mc_samples: int) -> AcquisitionFunction:
     """qLogNEHVI (two or more objectives) or qLogNEI (one) over the observed ``X``
     (maximisation) with the reference point ``ref_point``. Baselines are pruned to the points
-    that may be Pareto-optimal, which bounds the cost as observations grow."""
+    that may be Pareto-optimal (at most MAX_BASELINE of them for qLogNEHVI), which bounds the
+    cost as observations grow."""
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]))
     if ref_point.numel() == 1:
         return qLogNoisyExpectedImprovement(model, X_baseline=X, sampler=sampler,
                                             X_pending=X_pending, prune_baseline=True)
-    return qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref_point, X_baseline=X,
-                                                   sampler=sampler, X_pending=X_pending,
-                                                   prune_baseline=True)
+    # the most probably Pareto-optimal points, at most MAX_BASELINE: pruned trials seen only
+    # early are uncertain at full fidelity, and each kept point costs every acquisition call
+    baseline = prune_inferior_points_multi_objective(
+        model, X, ref_point, max_frac=min(1.0, MAX_BASELINE / max(1, X.shape[0])))
+    return qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref_point,
+                                                   X_baseline=baseline, sampler=sampler,
+                                                   X_pending=X_pending, prune_baseline=False)
 
 
 def _is_taken(x: Tensor, taken: Tensor) -> bool:
@@ -177,7 +203,8 @@ class MOBO:
     The reference point is the study's (each objective's ``ref``, else the worst value seen).
     Learned objectives are modelled over (θ, fidelity) and the acquisition asks for their value
     at full fidelity (:mod:`nago_pl.search.fidelity`); ``max_early_points`` caps the early
-    learning-curve points (default: half the number of trials), which bounds the GP's size.
+    learning-curve points (default: half the number of trials, at most MAX_EARLY_POINTS), which
+    bounds the GP's size.
     ``feasible(seed, config)`` (optional) says whether a config, sampled with the trial seed
     ``seed``, may be trained; infeasible ones are never proposed.
     ``num_restarts``/``raw_samples``/``mc_samples``/``maxiter`` trade proposal quality for time;
@@ -185,7 +212,7 @@ class MOBO:
     """
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], seed: int = 0, *,
-                 n_init: int | None = None, fidelity_kernel: str = "linear_truncated",
+                 n_init: int | None = None, fidelity_kernel: str = "product",
                  max_early_points: int | None = None,
                  num_restarts: int = 8, raw_samples: int = 256, mc_samples: int = 128,
                  maxiter: int = 100, num_threads: int | None = 1,
@@ -193,7 +220,7 @@ class MOBO:
         self.space = space
         self.objectives = list(objectives)
         self.seed = check_seed(seed)
-        self.n_init = 2 * (space.dim + 1) if n_init is None else n_init
+        self.n_init = min(MAX_DEFAULT_INIT, 2 * (space.dim + 1)) if n_init is None else n_init
         if isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 0:
             raise NagoError(f"mobo: n_init must be a non-negative integer, got {n_init!r}")
         if fidelity_kernel not in FIDELITY_KERNELS:
@@ -209,6 +236,12 @@ class MOBO:
         self.mc_samples, self.maxiter = mc_samples, maxiter
         self.num_threads = num_threads
         self.feasible = feasible
+
+    def early_point_cap(self, n_trials: int) -> int:
+        """How many early learning-curve points the GPs get with ``n_trials`` trials."""
+        if self.max_early_points is not None:
+            return self.max_early_points
+        return min(n_trials // 2, MAX_EARLY_POINTS)
 
     def _feasible_at(self, first_trial: int) -> Callable[[int, dict[str, Any]], bool] | None:
         """``feasible`` for the ``i``-th config of an ask whose first new trial is
@@ -239,8 +272,8 @@ class MOBO:
         n_bo = n_left - n_sobol
         if n_bo == 0:
             return trials
-        budget = self.max_early_points if self.max_early_points is not None else start // 2
-        datasets = curve_data(study, self.objectives, max_early_points=budget)
+        datasets = curve_data(study, self.objectives,
+                              max_early_points=self.early_point_cap(start))
         X = _at_full_fidelity(self.space.to_unit(params))
         pending = study.pending()
         X_pending = self.space.to_unit(pending) if pending else None
@@ -264,7 +297,7 @@ class MOBO:
 
 
 #: How learned objectives model the fidelity (see :func:`fit_curve_models`).
-FIDELITY_KERNELS = ("matern", "linear_truncated")
+FIDELITY_KERNELS = ("product", "linear_truncated")
 
 
 def _at_full_fidelity(X: Tensor) -> Tensor:
