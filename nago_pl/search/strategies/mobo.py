@@ -43,7 +43,7 @@ from nago_pl.search.space import SearchSpace
 from nago_pl.search.study import Objective, Study, Trial, check_seed, trial_seed
 
 #: Largest default Sobol design: 2·(d+1) points left 9-D NAGO searches of 20 trials all Sobol
-#: (bench/mixed_integer_results.md: 10 points won on 4 of 5 seeds).
+#: (BENCHMARKS.md, mixed-integer benchmark: 10 points won on 4 of 5 seeds).
 MAX_DEFAULT_INIT = 10
 #: Default cap on the early learning-curve points (bounds the GP's size as trials grow).
 MAX_EARLY_POINTS = 24
