@@ -24,7 +24,6 @@ from rich.console import Console
 
 from nago_pl.config import register_configs
 from nago_pl.config.cli import check_command_line, exit_with_error
-from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
 from nago_pl.search.runner import final_evaluation, run_search, write_outputs
 from nago_pl.tracking.search_run import log_search
@@ -40,7 +39,6 @@ def main(cfg: DictConfig) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        validate_search(cfg)
         if cfg.search.wandb_sweep:  # W&B sweep agents train the trials
             study = drive_sweep(cfg, run_dir, console, list(HydraConfig.get().overrides.task))
         else:

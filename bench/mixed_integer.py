@@ -76,6 +76,7 @@ from torch import Tensor
 
 from nago_pl.search import (
     MOBO,
+    NAGO_SPACE,
     Objective,
     RandomSearch,
     SearchSpace,
@@ -107,14 +108,7 @@ class Problem:
 
 
 NAGO_BENCH_SPACE: dict[str, dict[str, Any]] = {
-    "G1_nodes": {"type": "int", "low": 3, "high": 10},
-    "G1_K": {"type": "int", "low": 2, "high": 5},
-    "G1_P": {"type": "float", "low": 0.1, "high": 1.0},
-    "G2_nodes": {"type": "int", "low": 1, "high": 10},
-    "G2_P": {"type": "float", "low": 0.2, "high": 1.0},
-    "G3_nodes": {"type": "int", "low": 3, "high": 10},
-    "G3_K": {"type": "int", "low": 2, "high": 5},
-    "G3_P": {"type": "float", "low": 0.1, "high": 1.0},
+    **NAGO_SPACE,
     "param_limit": {"type": "int", "low": 20_000, "high": 100_000, "log": True},
 }
 
@@ -316,7 +310,7 @@ class Variant(MOBO):
         rng_seed = trial_seed(self.seed, start, stream=1)
         with manual_seed(rng_seed), torch_threads(self.num_threads):
             model = self._fit(X, Y)
-            acqf = make_acquisition(model, X, Y, self.ref_point, None, self.mc_samples)
+            acqf = make_acquisition(model, X, study.reference_point(), None, self.mc_samples)
             cands, scores = self._candidates(acqf)
         order = scores.argsort(descending=True).tolist()
         snapped = self.space.round_unit(cands)
@@ -351,24 +345,28 @@ def cap_fit_iterations(maxiter: int) -> None:
 
 
 def make_method(method: str, space: SearchSpace, objectives: list[Objective], seed: int,
-                ref_point: list[float], opts: dict[str, int]) -> Any:
+                opts: dict[str, int]) -> Any:
+    """``objectives`` carry the reference point (``ref``). ``mobo`` and the variants keep the
+    Sobol design this study started from, 2·(d+1), unless a variant changes it."""
     if method == "random":
         return RandomSearch(space, objectives, seed=seed)
+    design = {"n_init": 2 * (space.dim + 1)}
     if method == "mobo":
-        return MOBO(space, objectives, seed=seed, ref_point=ref_point, **opts)
+        return MOBO(space, objectives, seed=seed, **design, **opts)
     changes: dict[str, Any] = {}
     for part in method.split("+"):
         changes.update(PLAIN if part == "plain" else CHANGES[part])
-    return Variant(space, objectives, seed=seed, ref_point=ref_point, **changes, **opts)
+    return Variant(space, objectives, seed=seed, **{**design, **changes}, **opts)
 
 
 def run(problem: Problem, method: str, seed: int, evals: int, opts: dict[str, int]
         ) -> tuple[float, int, list[float]]:
     """Final hypervolume (noise-free values), the number of distinct configs evaluated and the
     hypervolume after every evaluation."""
-    study = Study.open(":memory:", "bench", problem.space, problem.objectives)
-    strategy = make_method(method, study.space, problem.objectives, seed, problem.ref_point,
-                           opts)
+    objectives = [Objective(o.name, o.direction, o.log, ref)
+                  for o, ref in zip(problem.objectives, problem.ref_point, strict=True)]
+    study = Study.open(":memory:", "bench", problem.space, objectives)
+    strategy = make_method(method, study.space, objectives, seed, opts)
     rng = torch.Generator().manual_seed(10_007 * seed + 1)
     true_rows, configs = [], set()
     while study.n_trials() < evals:

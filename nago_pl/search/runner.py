@@ -103,11 +103,10 @@ def check_systematic_failure(study: Study) -> None:
     """Raise NagoError (and forget those trials, so the fixed command starts afresh) when the
     study's first SYSTEMATIC_FAILURES trials all failed with the same error."""
     trials = study.trials()
-    if len(trials) < SYSTEMATIC_FAILURES or any(t.status != "failed"
-                                                 for t in trials[:SYSTEMATIC_FAILURES]):
+    if len(trials) < SYSTEMATIC_FAILURES or any(t.status != "failed" for t in trials):
         return
     errors = {t.error for t in trials}
-    if len(errors) == 1 and all(t.status == "failed" for t in trials):
+    if len(errors) == 1:
         study.discard([t.id for t in trials])
         raise NagoError(f"the first {len(trials)} trials all failed with the same error, so "
                         f"it is not theirs (nothing recorded; fix it and re-run): {errors.pop()}")

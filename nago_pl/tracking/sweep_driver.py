@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig
 from rich.console import Console
 
+from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
 from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
 from nago_pl.search.runner import open_study, search_strategy, trial_base_config
@@ -136,6 +137,7 @@ def drive_sweep(cfg: DictConfig, run_dir: Path, console: Console,
                 overrides: Sequence[str] = ()) -> Study:
     """Run (or resume: the sweep id is kept in ``<run_dir>/wandb_sweep.txt``) the search with
     W&B sweep agents training its trials, until ``cfg.search.trials`` have finished."""
+    validate_search(cfg)
     wandb = import_wandb("search.wandb_sweep=true")
     logger = cfg.get("logger") or {}
     mode = resolve_mode(logger.get("mode"), "logger.mode")
