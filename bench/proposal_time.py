@@ -60,7 +60,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads while proposing (MOBO's num_threads); 0: torch default")
-    parser.add_argument("--fidelity-kernel", default="linear_truncated")
+    parser.add_argument("--fidelity-kernel", default="product",
+                        help="MOBO's fidelity_kernel (product, the default, or linear_truncated)")
     parser.add_argument("--max-early-points", type=int, default=None,
                         help="MOBO's cap on early learning-curve points (default: its own)")
     args = parser.parse_args()

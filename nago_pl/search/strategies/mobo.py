@@ -49,6 +49,9 @@ MAX_DEFAULT_INIT = 10
 MAX_EARLY_POINTS = 24
 #: Most baseline points qLogNEHVI keeps (the likeliest to be Pareto-optimal).
 MAX_BASELINE = 12
+#: Posterior samples that estimate which baseline points may be Pareto-optimal (BoTorch's
+#: default, 2048, made this pruning half of a 200-trial proposal; see BENCHMARKS.md).
+PRUNE_SAMPLES = 256
 #: Fewest observations before the GP replaces the Sobol sequence.
 MIN_OBSERVATIONS = 2
 
@@ -123,7 +126,8 @@ def make_acquisition(model: Model, X: Tensor, ref_point: Tensor,
     # the most probably Pareto-optimal points, at most MAX_BASELINE: pruned trials seen only
     # early are uncertain at full fidelity, and each kept point costs every acquisition call
     baseline = prune_inferior_points_multi_objective(
-        model, X, ref_point, max_frac=min(1.0, MAX_BASELINE / max(1, X.shape[0])))
+        model, X, ref_point, num_samples=PRUNE_SAMPLES,
+        max_frac=min(1.0, MAX_BASELINE / max(1, X.shape[0])))
     return qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref_point,
                                                    X_baseline=baseline, sampler=sampler,
                                                    X_pending=X_pending, prune_baseline=False)
