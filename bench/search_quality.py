@@ -11,6 +11,9 @@ accuracy, and the share of trial time spent on networks at or below the referenc
     python bench/search_quality.py --dataset digits --method mobo --seed 0 --trials 20
     python bench/search_quality.py --dataset digits --method random --seed 0 --minutes 9.5
     python bench/search_quality.py --report --out runs/bench-quality
+
+``bench/search_quality_all.sh`` runs every method and seed at once with the same wall clock
+(a machine with many cores, e.g. a GPU box: ``--set trainer=gpu``).
 """
 
 from __future__ import annotations
@@ -71,13 +74,14 @@ def nago_run(cfg: DictConfig, run_dir: Path, stop_file: Path | None) -> list[dic
 
 
 class OptunaReporter(L.Callback):
-    """Reports val_acc to an Optuna trial every epoch and stops the fit when it is pruned."""
+    """Reports val_acc to an Optuna trial every epoch and stops the fit when it is pruned
+    (``prune=False``: does nothing; Optuna has no reports for multi-objective studies)."""
 
     def __init__(self, trial: Any, prune: bool) -> None:
         self.trial, self.prune, self.pruned = trial, prune, False
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or not self.prune:
             return
         epoch = trainer.current_epoch + 1
         self.trial.report(float(trainer.callback_metrics["val/acc"]), epoch)
@@ -143,10 +147,12 @@ def optuna_run(cfg: DictConfig, run_dir: Path, method: str, seed: int, trials: i
 
 
 def run_one(dataset: str, method: str, seed: int, minutes: float | None, trials: int,
-            out: Path, stop_file: Path | None = None) -> Path:
-    """One (dataset, method, seed) under a wall-clock and trial budget; returns its record file."""
+            out: Path, stop_file: Path | None = None, extra: list[str] | None = None) -> Path:
+    """One (dataset, method, seed) under a wall-clock and trial budget (``extra``: Hydra
+    overrides after the dataset's own); returns its record file."""
     run_dir = out / f"{dataset}-{method}-{seed}"
-    overrides = [*DATASETS[dataset], f"seed={seed}", "logger=none", f"search.trials={trials}",
+    overrides = [*DATASETS[dataset], *(extra or []), f"seed={seed}", "logger=none",
+                 f"search.trials={trials}",
                  f"search.max_minutes={'null' if minutes is None else minutes}",
                  f"study_name={method}-{seed}"]
     overrides += NAGO_METHODS.get(method, [])
@@ -243,6 +249,9 @@ def main() -> None:
                              "of a concurrent run: equal wall clock)")
     parser.add_argument("--done-file", type=Path, default=None,
                         help="create this file when the run ends")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="extra Hydra override, e.g. trainer=gpu or "
+                        "dataset.root=/data/fashion-mnist (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
     parser.add_argument("--report", action="store_true", help="only print the tables")
     args = parser.parse_args()
@@ -252,7 +261,7 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     args.out.mkdir(parents=True, exist_ok=True)
     path = run_one(args.dataset, args.method, args.seed, args.minutes, args.trials, args.out,
-                   args.stop_file)
+                   args.stop_file, args.overrides)
     if args.done_file is not None:
         args.done_file.touch()
     print(f"wrote {path}")
