@@ -20,8 +20,11 @@ from nago_pl.config.instantiate import instantiate_checked
 from nago_pl.config.schema import SearchConfig, TrainConfig
 from nago_pl.errors import NagoError
 from nago_pl.space.generator import GeneratorConfig
+from nago_pl.space.nb201 import Nb201Cell
 
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything (numpy) limit
+#: The search spaces ``space.name`` selects.
+SPACES = ("hnag", "nb201")
 
 
 @cache
@@ -99,6 +102,21 @@ def check_optimization(cfg: DictConfig) -> None:
                             f"its arguments: {err}") from None
 
 
+def check_space(cfg: DictConfig) -> None:
+    """``space.name`` is known; an nb201 space has a valid cell and sizes, and is not
+    fine-tuned (``init_from`` rebuilds HNAG networks only)."""
+    name = _value(cfg, "space.name")
+    if name not in SPACES:
+        raise NagoError(f"space.name={name!r}: must be one of {', '.join(SPACES)}")
+    if name != "nb201":
+        return
+    Nb201Cell(tuple(cfg.space.ops))
+    check_int(cfg, "space.channels", 1)
+    check_int(cfg, "space.cells_per_stage", 1)
+    if cfg.get("init_from"):
+        raise NagoError("init_from: fine-tuning rebuilds HNAG networks only, not space=nb201")
+
+
 def validate_train(cfg: DictConfig) -> None:
     """Check the training settings (``train.py``'s config, or a search's)."""
     check_keys(cfg, SearchConfig if "search" in cfg else TrainConfig)
@@ -124,7 +142,8 @@ def validate_train(cfg: DictConfig) -> None:
     pick = str(_value(cfg, "pick"))
     if pick not in ("best_acc", "smallest") and not pick.isdigit():
         raise NagoError(f"pick={pick!r}: must be best_acc, smallest or a trial number")
-    if not cfg.get("arch") and not cfg.get("init_from"):
+    check_space(cfg)
+    if not cfg.get("arch") and not cfg.get("init_from") and cfg.space.name == "hnag":
         GeneratorConfig.from_mapping(OmegaConf.to_container(cfg.generator, resolve=True))
     check_optimization(cfg)
 
