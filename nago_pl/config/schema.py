@@ -111,10 +111,11 @@ class SpaceConfig:
 @dataclass
 class EvaluatorConfig:
     """How a search's trial gets its metrics: ``train`` (train the network) or ``nb201_table``
-    (look the NAS-Bench-201 cell up in the table at ``path``)."""
+    (look the NAS-Bench-201 cell up in the table at ``path``, column ``dataset``)."""
 
     name: str = "train"
     path: str | None = None
+    dataset: str = "cifar10"
 
 
 @dataclass

@@ -25,6 +25,8 @@ from nago_pl.space.nb201 import Nb201Cell
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything (numpy) limit
 #: The search spaces ``space.name`` selects.
 SPACES = ("hnag", "nb201")
+#: How a search's trials get their metrics (``evaluator.name``).
+EVALUATORS = ("train", "nb201_table")
 
 
 @cache
@@ -162,3 +164,9 @@ def validate_search(cfg: DictConfig) -> None:
     check_int(cfg, "search.final.max_epochs", 1, optional=True)
     check_int(cfg, "search.min_width", 1)
     check_number(cfg, "search.max_minutes", 0, low_open=True, optional=True)
+    evaluator = _value(cfg, "evaluator.name")
+    if evaluator not in EVALUATORS:
+        raise NagoError(f"evaluator.name={evaluator!r}: must be one of {', '.join(EVALUATORS)}")
+    if evaluator == "nb201_table" and (cfg.space.name != "nb201" or cfg.search.wandb_sweep):
+        raise NagoError("evaluator=nb201_table: answers NAS-Bench-201 cells (space=nb201) in "
+                        "the search process (not with search.wandb_sweep=true)")
