@@ -6,6 +6,7 @@ import lightning as L
 import torch
 
 from nago_pl.network import Network, count_flops, measure_latency_ms, training_memory_mb
+from nago_pl.network.nb201 import Nb201Network
 
 
 def optimizer_states(optimizer: torch.optim.Optimizer) -> int:
@@ -27,7 +28,7 @@ class ModelStats(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         net = pl_module.net
-        if not isinstance(net, Network):
+        if not isinstance(net, Network | Nb201Network):
             raise TypeError("ModelStats needs a module whose .net is a nago_pl Network")
         batch_size = getattr(trainer.datamodule, "batch_size", 1)
         states = optimizer_states(trainer.optimizers[0]) if trainer.optimizers else 1

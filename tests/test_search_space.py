@@ -107,7 +107,7 @@ def test_sampling_is_seeded(nago: SearchSpace) -> None:
     ({"a": {"type": "int", "low": 1.5, "high": 4}}, "integral bounds"),
     ({"a": {"type": "int", "low": 1, "high": 4, "step": 2}}, "unknown key(s) ['step']"),
     ({"a": {"type": "int", "low": 1}}, "missing key(s) ['high']"),
-    ({"a": {"type": "categorical", "low": 1, "high": 4}}, "type must be 'int' or 'float'"),
+    ({"a": {"type": "categorical", "low": 1, "high": 4}}, "type must be 'int', 'float' or 'choice'"),
     ({"a": {"type": "float", "low": "0", "high": 1}}, "finite numbers"),
     ({"a": {"type": "float", "low": True, "high": 3}}, "finite numbers"),
     ({"a": {"type": "float", "low": 0, "high": 1, "log": "yes"}}, "log must be true or false"),

@@ -96,10 +96,34 @@ class TrackingConfig:
 
 
 @dataclass
+class SpaceConfig:
+    """Which search space builds the network: ``hnag`` (the ``generator`` group samples it) or
+    ``nb201`` (the NAS-Bench-201 cell ``ops``, one per edge, at ``channels``/2x/4x with
+    ``cells_per_stage`` cells per stage; used by nb201 only)."""
+
+    name: str = "hnag"
+    ops: list[str] = field(default_factory=lambda: [
+        "nor_conv_3x3", "none", "nor_conv_3x3", "skip_connect", "none", "none"])
+    channels: int = 16
+    cells_per_stage: int = 5
+
+
+@dataclass
+class EvaluatorConfig:
+    """How a search's trial gets its metrics: ``train`` (train the network) or ``nb201_table``
+    (look the NAS-Bench-201 cell up in the table at ``path``, column ``dataset``)."""
+
+    name: str = "train"
+    path: str | None = None
+    dataset: str = "cifar10"
+
+
+@dataclass
 class TrainConfig:
     """``train.py``: train one architecture (sampled from ``generator`` + ``seed``, or ``arch``)."""
 
     dataset: DatasetConfig = MISSING
+    space: SpaceConfig = field(default_factory=SpaceConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -160,6 +184,7 @@ class SearchConfig(TrainConfig):
     """``search.py``: the training config of every trial plus the search settings."""
 
     study_name: str = "default"
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     search: SearchSettings = field(default_factory=SearchSettings)
 
 

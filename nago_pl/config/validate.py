@@ -20,8 +20,13 @@ from nago_pl.config.instantiate import instantiate_checked
 from nago_pl.config.schema import SearchConfig, TrainConfig
 from nago_pl.errors import NagoError
 from nago_pl.space.generator import GeneratorConfig
+from nago_pl.space.nb201 import Nb201Cell
 
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything (numpy) limit
+#: The search spaces ``space.name`` selects.
+SPACES = ("hnag", "nb201")
+#: How a search's trials get their metrics (``evaluator.name``).
+EVALUATORS = ("train", "nb201_table")
 
 
 @cache
@@ -99,6 +104,21 @@ def check_optimization(cfg: DictConfig) -> None:
                             f"its arguments: {err}") from None
 
 
+def check_space(cfg: DictConfig) -> None:
+    """``space.name`` is known; an nb201 space has a valid cell and sizes, and is not
+    fine-tuned (``init_from`` rebuilds HNAG networks only)."""
+    name = _value(cfg, "space.name")
+    if name not in SPACES:
+        raise NagoError(f"space.name={name!r}: must be one of {', '.join(SPACES)}")
+    if name != "nb201":
+        return
+    Nb201Cell(tuple(cfg.space.ops))
+    check_int(cfg, "space.channels", 1)
+    check_int(cfg, "space.cells_per_stage", 1)
+    if cfg.get("init_from"):
+        raise NagoError("init_from: fine-tuning rebuilds HNAG networks only, not space=nb201")
+
+
 def validate_train(cfg: DictConfig) -> None:
     """Check the training settings (``train.py``'s config, or a search's)."""
     check_keys(cfg, SearchConfig if "search" in cfg else TrainConfig)
@@ -124,7 +144,8 @@ def validate_train(cfg: DictConfig) -> None:
     pick = str(_value(cfg, "pick"))
     if pick not in ("best_acc", "smallest") and not pick.isdigit():
         raise NagoError(f"pick={pick!r}: must be best_acc, smallest or a trial number")
-    if not cfg.get("arch") and not cfg.get("init_from"):
+    check_space(cfg)
+    if not cfg.get("arch") and not cfg.get("init_from") and cfg.space.name == "hnag":
         GeneratorConfig.from_mapping(OmegaConf.to_container(cfg.generator, resolve=True))
     check_optimization(cfg)
 
@@ -143,3 +164,9 @@ def validate_search(cfg: DictConfig) -> None:
     check_int(cfg, "search.final.max_epochs", 1, optional=True)
     check_int(cfg, "search.min_width", 1)
     check_number(cfg, "search.max_minutes", 0, low_open=True, optional=True)
+    evaluator = _value(cfg, "evaluator.name")
+    if evaluator not in EVALUATORS:
+        raise NagoError(f"evaluator.name={evaluator!r}: must be one of {', '.join(EVALUATORS)}")
+    if evaluator == "nb201_table" and (cfg.space.name != "nb201" or cfg.search.wandb_sweep):
+        raise NagoError("evaluator=nb201_table: answers NAS-Bench-201 cells (space=nb201) in "
+                        "the search process (not with search.wandb_sweep=true)")

@@ -7,16 +7,19 @@ import statistics
 import time
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from nago_pl.network.model import Network
 
 
-def count_flops(net: Network) -> int:
-    """FLOPs of one forward pass on one image (2 per multiply-add), counted on the meta device."""
+def count_flops(net: nn.Module) -> int:
+    """FLOPs of one forward pass on one image (2 per multiply-add), counted on the meta device;
+    ``net`` is a :class:`Network` or another network with a ``spec`` of the data shape."""
     spec = net.spec
     with torch.device("meta"):
-        shadow = Network(net.arch, spec, initialize=False)
+        shadow = Network(net.arch, spec, initialize=False) if isinstance(net, Network) \
+            else copy.deepcopy(net).to("meta")
         x = torch.empty(1, spec.in_channels, spec.image_size, spec.image_size)
     counter = FlopCounterMode(display=False)
     with counter:
@@ -29,7 +32,7 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_latency_ms(net: Network, repeats: int = 10, warmup: int = 2) -> float:
+def measure_latency_ms(net: nn.Module, repeats: int = 10, warmup: int = 2) -> float:
     """Median wall time (ms) of an eval-mode forward pass on one image, on the net's device."""
     spec = net.spec
     device = next(net.parameters()).device
@@ -49,7 +52,7 @@ def measure_latency_ms(net: Network, repeats: int = 10, warmup: int = 2) -> floa
     return statistics.median(times)
 
 
-def training_memory_mb(net: Network, batch_size: int, optimizer_states: int = 1) -> float:
+def training_memory_mb(net: nn.Module, batch_size: int, optimizer_states: int = 1) -> float:
     """Memory (MiB) one training step holds at its peak: weights, gradients, ``optimizer_states``
     buffers per weight (1 for SGD with momentum, 2 for Adam) and every tensor autograd saves for
     the backward pass of one batch (measured on a copy of the net, on its device)."""

@@ -18,12 +18,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nago_pl.errors import NagoError
-from nago_pl.network import build_network, count_flops, measure_latency_ms, training_memory_mb
+from nago_pl.network import count_flops, measure_latency_ms, training_memory_mb
 from nago_pl.network.budget import MULTIPLIER_STEPS, count_parameters
 from nago_pl.network.model import NetworkSpec
 from nago_pl.search.trial import trial_config
 from nago_pl.space import Architecture
-from nago_pl.training.run import resolve_architecture
+from nago_pl.space.nb201 import Nb201Cell
+from nago_pl.training.run import build_model, resolve_architecture
 
 #: Properties a constraint may bound (all known before training).
 CONSTRAINT_NAMES = ("params", "flops", "latency_ms", "memory_mb")
@@ -127,6 +128,8 @@ class FeasibilityCheck:
     def _check(self, seed: int, config: Mapping[str, Any]) -> str | None:
         cfg = trial_config(self.base, config, seed)
         arch = resolve_architecture(cfg)
+        if isinstance(arch, Nb201Cell):  # fixed widths: only the constraints apply
+            return self._broken(arch, cfg)
         network = OmegaConf.to_container(cfg.network, resolve=True)
         spec = NetworkSpec(self.shape.in_channels, self.shape.num_classes, self.shape.image_size,
                            network.get("multiplier") or 1.0, network["head_channels"],
@@ -143,20 +146,23 @@ class FeasibilityCheck:
                         f"more than param_limit {limit:,}")
         elif min(spec.channels(c.width) for c in arch.cells) < self.min_width:
             return f"network.multiplier {spec.multiplier} gives cells under {self.min_width} channels"
+        return self._broken(arch, cfg)
+
+    def _broken(self, arch: Architecture | Nb201Cell, cfg: DictConfig) -> str | None:
+        """The constraints the network of ``arch`` breaks, or None."""
         if not self.constraints:
             return None
-        values = self._properties(arch, network)
+        values = self._properties(arch, cfg)
         broken = [f"{c} ({c.name} = {values[c.name]:.4g})" for c in self.constraints
                   if not c.holds(values[c.name])]
         return "; ".join(broken) or None
 
-    def _properties(self, arch: Architecture, network: dict[str, Any]) -> dict[str, float]:
+    def _properties(self, arch: Architecture | Nb201Cell, cfg: DictConfig) -> dict[str, float]:
         """The constrained properties of the network as its trial would build it."""
         names = {c.name for c in self.constraints}
-        shape = {"in_channels": self.shape.in_channels, "num_classes": self.shape.num_classes,
-                 "image_size": self.shape.image_size}
         with torch.device("meta" if names <= {"params", "flops"} else "cpu"):
-            net = build_network(arch, **shape, **network)
+            net = build_model(arch, cfg, self.shape.in_channels, self.shape.num_classes,
+                              self.shape.image_size)
         values: dict[str, float] = {"params": float(sum(p.numel() for p in net.parameters()))}
         if "flops" in names:
             values["flops"] = float(count_flops(net))

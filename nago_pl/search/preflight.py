@@ -36,7 +36,10 @@ def load_data_shape(cfg: DictConfig) -> DataShape:
 
 def budget_high(cfg: DictConfig) -> float | None:
     """The largest parameter budget a trial may get (the space's ``param_limit`` high, else
-    ``network.param_limit``); None when networks are sized by a multiplier."""
+    ``network.param_limit``); None when networks are sized by a multiplier or have fixed widths
+    (``space=nb201``)."""
+    if cfg.space.name == "nb201":
+        return None
     space = OmegaConf.to_container(cfg.search.space, resolve=True)
     spec = space.get("param_limit")
     if isinstance(spec, dict) and "high" in spec:
@@ -80,7 +83,8 @@ def feasibility_check(cfg: DictConfig, base: DictConfig, shape: DataShape) -> Fe
     constraints = [Constraint.parse(text) for text in cfg.search.constraints]
     check = FeasibilityCheck(base, shape, int(cfg.search.min_width), constraints)
     space = SearchSpace.from_config(OmegaConf.to_container(cfg.search.space, resolve=True))
-    smallest: dict[str, Any] = {p.name: p.high if p.name == "param_limit" else p.low
+    smallest: dict[str, Any] = {p.name: p.high if p.name == "param_limit" else
+                                p.values[0] if p.kind == "choice" else p.low
                                 for p in space.params}
     smallest.update(space.fixed)
     try:

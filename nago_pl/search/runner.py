@@ -19,6 +19,7 @@ from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
 from nago_pl.jsonfile import write_json
 from nago_pl.search.constraints import FeasibilityCheck
+from nago_pl.search.nb201_table import Nb201Table, TableEvaluator
 from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
 from nago_pl.search.report import (
     front_table,
@@ -122,8 +123,11 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
                         "in-process, one device each; multi-process strategies (ddp) are for "
                         "train.py (e.g. retraining a found architecture); use trainer=gpu")
     validate_search(cfg)
-    shape = load_data_shape(cfg)
     base = trial_base_config(cfg, "trial")
+    table = None
+    if cfg.evaluator.name == "nb201_table":
+        table = TableEvaluator(Nb201Table.load(cfg.evaluator.path, cfg.evaluator.dataset), base)
+    shape = table.table.shape if table else load_data_shape(cfg)
     feasible = feasibility_check(cfg, base, shape)
     study = open_study(cfg, run_dir, objectives=objectives_with_references(cfg, shape))
     if study.requeued:
@@ -162,7 +166,8 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
                 show_epoch(0)
                 # the status-quo arm trains to the full budget: the front never loses to it
                 rule = None if trial.info.get("source") == "baseline" else pruning
-                outcome = run_trial(study, trial, base, trials_dir, rule, show_epoch)
+                outcome = table.run(study, trial, trials_dir) if table else \
+                    run_trial(study, trial, base, trials_dir, rule, show_epoch)
                 if outcome.status == "failed":
                     console.print(f"[yellow]trial {outcome.number} failed:[/] "
                                   f"{escape(outcome.error or '')}", highlight=False)

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from nago_pl.search.trial import config_path
 
 #: Config sections whose every value shapes a trial's result.
-RESULT_SECTIONS = ("dataset", "generator", "network", "model", "finetune")
+RESULT_SECTIONS = ("dataset", "space", "generator", "network", "model", "finetune")
 #: Single settings that shape it; what is left out (loggers, devices, progress bars, data
 #: loading workers, evaluation batch size) changes how a trial runs, not what it measures.
 RESULT_KEYS = ("seed", "arch", "init_from", "pick", "weights", "trainer.max_epochs",
@@ -37,4 +37,7 @@ def result_settings(cfg: DictConfig) -> dict[str, Any]:
     for key in RESULT_KEYS:
         out[key] = OmegaConf.select(cfg, key, default=None)
     searched = {config_path(name)[0] for name in cfg.search.space}
-    return {k: v for k, v in out.items() if k not in searched and k not in IGNORED}
+    # one space's settings do not shape the other's networks (hnag: as stored before nb201)
+    unused = "space." if cfg.space.name == "hnag" else ("generator.", "network.")
+    return {k: v for k, v in out.items() if k not in searched and k not in IGNORED
+            and not k.startswith(unused)}

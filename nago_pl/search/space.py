@@ -4,7 +4,9 @@ Every searched parameter maps to one coordinate of ``[0, 1]^d``. Floats map line
 linearly in log space). Integers own equal-width bins of the unit interval (equal-width in log
 space for ``log`` integers, over ``[low - 0.5, high + 0.5]``): a unit value decodes to the integer
 whose bin contains it, and an integer encodes to the centre of its bin, so a decoded-then-encoded
-point is exactly the value that was evaluated.
+point is exactly the value that was evaluated. A categorical (``choice``) parameter of ``k``
+values is the integer index ``0..k-1`` of its value: its bin order means nothing, so models
+must treat the coordinate as categorical (:attr:`SearchSpace.choice_dims`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from torch import Tensor
 
 from nago_pl.errors import NagoError
 
-ParamKind = Literal["int", "float"]
+ParamKind = Literal["int", "float", "choice"]
 
 _RANGE_KEYS = {"type", "low", "high", "log"}
+_CHOICE_KEYS = {"type", "values"}
 _FIXED_KEYS = {"value"}
 
 #: The NAGO generator space (NAGO.md section 1); the YAML config mirrors it.
@@ -41,20 +44,42 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _is_scalar(x: Any) -> bool:
+    return isinstance(x, str | bool) or _is_number(x)
+
+
 @dataclass(frozen=True)
 class Param:
-    """One searched hyper-parameter: an integer or float range, optionally on a log scale."""
+    """One searched hyper-parameter: an integer or float range, optionally on a log scale, or a
+    choice among ``values`` (see :meth:`choice`)."""
 
     name: str
     kind: ParamKind
     low: float
     high: float
     log: bool = False
+    values: tuple[Any, ...] = ()
+
+    @classmethod
+    def choice(cls, name: str, values: Any) -> Param:
+        """A categorical parameter: one of ``values`` (two or more distinct scalars)."""
+        where = f"search space parameter '{name}'"
+        if isinstance(values, str) or not isinstance(values, list | tuple) or len(values) < 2:
+            raise NagoError(f"{where}: a choice needs a list of two or more values, got "
+                            f"{values!r} (use {{value: x}} to fix a parameter)")
+        if not all(_is_scalar(v) for v in values):
+            raise NagoError(f"{where}: choice values must be strings, numbers or booleans, "
+                            f"got {values!r}")
+        if len({(type(v), v) for v in values}) != len(values):
+            raise NagoError(f"{where}: choice values must be distinct, got {values!r}")
+        return cls(name, "choice", 0, len(values) - 1, values=tuple(values))
 
     def __post_init__(self) -> None:
         where = f"search space parameter '{self.name}'"
-        if self.kind not in ("int", "float"):
-            raise NagoError(f"{where}: type must be 'int' or 'float', got {self.kind!r}")
+        if self.kind not in ("int", "float", "choice"):
+            raise NagoError(f"{where}: type must be 'int', 'float' or 'choice', got {self.kind!r}")
+        if self.kind == "choice" and len(self.values) != self.high - self.low + 1:
+            raise NagoError(f"{where}: build a choice with Param.choice(name, values)")
         if not (_is_number(self.low) and _is_number(self.high)):
             raise NagoError(f"{where}: low and high must be finite numbers, "
                             f"got low={self.low!r}, high={self.high!r}")
@@ -69,7 +94,7 @@ class Param:
             raise NagoError(f"{where}: log must be true or false, got {self.log!r}")
         if self.log and self.low <= 0:
             raise NagoError(f"{where}: log scale needs low > 0, got low={self.low!r}")
-        if self.kind == "int":
+        if self.kind in ("int", "choice"):
             object.__setattr__(self, "low", int(self.low))
             object.__setattr__(self, "high", int(self.high))
         else:
@@ -78,12 +103,17 @@ class Param:
 
     @property
     def n_values(self) -> int:
-        """Number of distinct integers (int parameters only)."""
+        """Number of distinct integers / choices (int and choice parameters only)."""
         return int(self.high - self.low) + 1
+
+    @property
+    def binned(self) -> bool:
+        """Whether the coordinate is cut into bins (int and choice parameters)."""
+        return self.kind != "float"
 
     def _edges(self) -> tuple[float, float]:
         """The interval the unit coordinate spans, in (log) value space."""
-        lo, hi = (self.low - 0.5, self.high + 0.5) if self.kind == "int" else (self.low, self.high)
+        lo, hi = (self.low - 0.5, self.high + 0.5) if self.binned else (self.low, self.high)
         return (math.log(lo), math.log(hi)) if self.log else (lo, hi)
 
     def bin_edges(self) -> Tensor:
@@ -95,7 +125,15 @@ class Param:
         return edges
 
     def encode(self, value: Any) -> float:
-        """Unit coordinate of ``value`` (the bin centre for integers)."""
+        """Unit coordinate of ``value`` (the bin centre for integers and choices)."""
+        if self.kind == "choice":
+            index = next((i for i, v in enumerate(self.values)
+                          if type(v) is type(value) and v == value), None)
+            if index is None:
+                raise NagoError(f"parameter '{self.name}': {value!r} is not one of "
+                                f"{list(self.values)}")
+            edges = self.bin_edges()
+            return float((edges[index] + edges[index + 1]) / 2)
         if not _is_number(value):
             raise NagoError(f"parameter '{self.name}': expected a number, got {value!r}")
         if not self.low <= value <= self.high:
@@ -110,12 +148,15 @@ class Param:
         a, b = self._edges()
         return ((math.log(value) if self.log else value) - a) / (b - a)
 
-    def decode(self, u: Tensor) -> list[int] | list[float]:
-        """Values of the unit coordinates ``u`` (1-D): Python ints or floats."""
+    def decode(self, u: Tensor) -> list[Any]:
+        """Values of the unit coordinates ``u`` (1-D): Python ints, floats or choice values."""
         u = u.to(torch.float64).clamp(0.0, 1.0)
-        if self.kind == "int":
+        if self.binned:
             idx = torch.searchsorted(self.bin_edges(), u, right=True) - 1
-            return [int(self.low) + int(i) for i in idx.clamp(0, self.n_values - 1)]
+            idx = [int(i) for i in idx.clamp(0, self.n_values - 1)]
+            if self.kind == "choice":
+                return [self.values[i] for i in idx]
+            return [int(self.low) + i for i in idx]
         a, b = self._edges()
         raw = a + u * (b - a)
         vals = raw.exp() if self.log else raw
@@ -133,13 +174,14 @@ class SearchSpace:
             raise NagoError(f"search space: parameter(s) defined more than once: {dupes}")
         if not params:
             raise NagoError("search space: needs at least one searched parameter "
-                            "({type: int|float, low: .., high: ..})")
+                            "({type: int|float, low: .., high: ..} or {type: choice, values: [..]})")
         self.params = list(params)
         self.fixed = fixed
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> SearchSpace:
-        """Build from ``{name: {type, low, high, log}}`` / ``{name: {value}}`` (validated)."""
+        """Build from ``{name: {type, low, high, log}}``, ``{name: {type: choice, values}}`` and
+        ``{name: {value}}`` entries (validated)."""
         if not isinstance(mapping, Mapping):
             raise NagoError(f"search space: expected a mapping of parameter names to specs, "
                             f"got {type(mapping).__name__}")
@@ -158,6 +200,12 @@ class SearchSpace:
                                     f"only 'value', got keys {sorted(keys)}")
                 fixed[name] = spec["value"]
                 continue
+            if spec.get("type") == "choice":
+                if keys != _CHOICE_KEYS:
+                    raise NagoError(f"search space parameter '{name}': a choice takes exactly "
+                                    f"type and values, got keys {sorted(keys)}")
+                params.append(Param.choice(name, spec["values"]))
+                continue
             unknown = keys - _RANGE_KEYS
             if unknown:
                 raise NagoError(f"search space parameter '{name}': unknown key(s) "
@@ -173,7 +221,8 @@ class SearchSpace:
     def to_config(self) -> dict[str, dict[str, Any]]:
         """The canonical mapping form (inverse of :meth:`from_config`)."""
         out: dict[str, dict[str, Any]] = {
-            p.name: {"type": p.kind, "low": p.low, "high": p.high, "log": p.log}
+            p.name: {"type": "choice", "values": list(p.values)} if p.kind == "choice"
+            else {"type": p.kind, "low": p.low, "high": p.high, "log": p.log}
             for p in self.params
         }
         out.update({k: {"value": v} for k, v in self.fixed.items()})
@@ -183,6 +232,16 @@ class SearchSpace:
     def dim(self) -> int:
         """Number of searched parameters (the unit cube's dimension)."""
         return len(self.params)
+
+    @property
+    def choice_dims(self) -> list[int]:
+        """Coordinates of the categorical (choice) parameters."""
+        return [j for j, p in enumerate(self.params) if p.kind == "choice"]
+
+    def choice_centres(self, j: int) -> list[float]:
+        """The unit values of coordinate ``j``'s choices (its bin centres), in value order."""
+        p = self.params[j]
+        return [p.encode(v) for v in p.values]
 
     @property
     def names(self) -> list[str]:

@@ -15,7 +15,8 @@ from nago_pl.search.study import Study, Trial
 from nago_pl.space.generator import GeneratorConfig
 from nago_pl.training.run import train_architecture
 
-LIST_PARAMS = {"stage_ratio": "stage_ratios", "channel_ratio": "channel_ratios"}
+LIST_PARAMS = {"stage_ratio": "generator.stage_ratios", "channel_ratio": "generator.channel_ratios",
+               "edge": "space.ops"}
 
 
 def config_path(name: str) -> tuple[str, int | None]:
@@ -23,7 +24,8 @@ def config_path(name: str) -> tuple[str, int | None]:
 
     Generator fields (``G1_nodes``, ...) -> ``generator.<name>``; ``param_limit`` ->
     ``network.param_limit``; ``stage_ratio_<i>`` / ``channel_ratio_<i>`` -> element ``i`` of
-    ``generator.stage_ratios`` / ``generator.channel_ratios``.
+    ``generator.stage_ratios`` / ``generator.channel_ratios``; ``edge_<i>`` -> the operation of
+    edge ``i`` of the nb201 cell, ``space.ops[i]``.
     """
     if name in GeneratorConfig.__dataclass_fields__:
         return f"generator.{name}", None
@@ -31,11 +33,11 @@ def config_path(name: str) -> tuple[str, int | None]:
         return "network.param_limit", None
     prefix, _, index = name.rpartition("_")
     if prefix in LIST_PARAMS and index.isdigit():
-        return f"generator.{LIST_PARAMS[prefix]}", int(index)
+        return LIST_PARAMS[prefix], int(index)
     raise NagoError(
         f"search.space.{name}: not a searchable name; allowed: generator fields "
         f"({', '.join(GeneratorConfig.__dataclass_fields__)}), param_limit, stage_ratio_<i>, "
-        "channel_ratio_<i>"
+        "channel_ratio_<i>, edge_<i> (space=nb201)"
     )
 
 

@@ -110,7 +110,8 @@ def build_sweep(cfg: DictConfig, study: Study, group: str,
     first objective as its metric."""
     parameters: dict[str, Any] = {name: {"value": value} for name, value in fixed.items()}
     for p in study.space.params:
-        spec: dict[str, Any] = {"min": p.low, "max": p.high}
+        spec: dict[str, Any] = {"values": list(p.values)} if p.kind == "choice" \
+            else {"min": p.low, "max": p.high}
         if p.log and p.kind == "float":
             spec["distribution"] = "log_uniform_values"
         parameters[override_name(p.name)] = spec

@@ -167,7 +167,7 @@ class BOHB:
         X_pending = self.space.to_unit(pending) if pending else None
         taken = self.space.to_unit([t.params for t in study.trials()])
         with manual_seed(rng_seed), torch_threads(self.num_threads):
-            model = fit_surrogate(X, Y)
+            model = fit_surrogate(X, Y, self.space.choice_dims)
             acqf = qLogExpectedImprovement(
                 model, best_f=Y.max(), X_pending=X_pending,
                 sampler=SobolQMCNormalSampler(sample_shape=torch.Size([self.mc_samples])))

@@ -6,8 +6,9 @@ fidelity input (:mod:`nago_pl.search.fidelity`: learned objectives see where on 
 curve each value was measured) with a ``Standardize`` outcome transform.
 ``qLogNoisyExpectedHypervolumeImprovement`` (``qLogNEI`` for a single objective) at full
 fidelity, against the study's reference point and with the running/queued trials as pending
-points, is optimised one candidate at a time (sequential greedy): each candidate is snapped to
-the integer bins it decodes to, the best restart that is feasible and not the configuration of
+points, is optimised one candidate at a time (sequential greedy; categorical parameters get a
+Hamming kernel and are optimised as categories, :func:`optimize_restarts`): each candidate is
+snapped to the integer bins it decodes to, the best restart that is feasible and not the configuration of
 an existing trial (evaluated, pending or failed) wins, and it joins the pending points before the
 next one.
 
@@ -17,6 +18,7 @@ matrices are small, and on a loaded 2-core machine intra-op threads made a propo
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +30,7 @@ from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolu
 from botorch.acquisition.multi_objective.utils import prune_inferior_points_multi_objective
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import ModelListGP, SingleTaskGP, SingleTaskMultiFidelityGP
+from botorch.models.kernels.categorical import CategoricalKernel
 from botorch.models.model import Model
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf
@@ -77,34 +80,49 @@ def check_options(owner: str, **options: int | None) -> None:
             raise NagoError(f"{owner}: {name} must be a positive integer, got {value!r}")
 
 
-def fit_surrogate(X: Tensor, Y: Tensor) -> Model:
+def fit_surrogate(X: Tensor, Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
     """Independent GPs (one per column of ``Y``) on unit-cube inputs ``X``, fitted by ML-II."""
     return fit_curve_models([CurveData(X, Y[:, j:j + 1], learned=False)
-                             for j in range(Y.shape[-1])], "product")
+                             for j in range(Y.shape[-1])], "product", cat_dims)
 
 
-def product_kernel(d: int) -> Kernel:
-    """A Matern-5/2 over θ (ARD, the first ``d`` inputs) times a Matern-5/2 over the fidelity
-    (input ``d``), scaled: values at every fidelity share the θ structure."""
-    theta = MaternKernel(nu=2.5, ard_num_dims=d, active_dims=list(range(d)))
-    return ScaleKernel(theta * MaternKernel(nu=2.5, active_dims=[d]))
+def theta_kernel(d: int, cat_dims: Sequence[int] = ()) -> Kernel:
+    """Over the first ``d`` inputs: a Matern-5/2 (ARD) over the ordered ones times a
+    categorical (Hamming) kernel (ARD) over ``cat_dims``."""
+    ordered = [j for j in range(d) if j not in cat_dims]
+    parts: list[Kernel] = []
+    if ordered:
+        parts.append(MaternKernel(nu=2.5, ard_num_dims=len(ordered), active_dims=ordered))
+    if cat_dims:
+        parts.append(CategoricalKernel(ard_num_dims=len(cat_dims), active_dims=list(cat_dims)))
+    return parts[0] if len(parts) == 1 else parts[0] * parts[1]
 
 
-def fit_curve_models(datasets: Sequence[CurveData], fidelity_kernel: str) -> Model:
+def product_kernel(d: int, cat_dims: Sequence[int] = ()) -> Kernel:
+    """:func:`theta_kernel` over θ (the first ``d`` inputs) times a Matern-5/2 over the
+    fidelity (input ``d``), scaled: values at every fidelity share the θ structure."""
+    return ScaleKernel(theta_kernel(d, cat_dims) * MaternKernel(nu=2.5, active_dims=[d]))
+
+
+def fit_curve_models(datasets: Sequence[CurveData], fidelity_kernel: str,
+                     cat_dims: Sequence[int] = ()) -> Model:
     """One GP per objective on ``(θ, fidelity)`` inputs: static objectives (all at fidelity 1)
     get a ``SingleTaskGP`` with its default kernel; learned ones the ``fidelity_kernel``:
     "product" (:func:`product_kernel`) or "linear_truncated" (BoTorch's
-    ``SingleTaskMultiFidelityGP``; see BENCHMARKS.md for how the two compare)."""
+    ``SingleTaskMultiFidelityGP``; see BENCHMARKS.md for how the two compare). With categorical
+    inputs (``cat_dims``) every GP uses :func:`theta_kernel` over θ."""
     gps = []
     for data in datasets:
         d = data.X.shape[-1] - 1
         if not data.learned:
-            gps.append(SingleTaskGP(data.X, data.Y, outcome_transform=Standardize(m=1)))
+            covar = ScaleKernel(theta_kernel(d, cat_dims)) if cat_dims else None
+            gps.append(SingleTaskGP(data.X, data.Y, covar_module=covar,
+                                    outcome_transform=Standardize(m=1)))
         elif fidelity_kernel == "linear_truncated":
             gps.append(SingleTaskMultiFidelityGP(data.X, data.Y, data_fidelities=[d],
                                                  outcome_transform=Standardize(m=1)))
         else:
-            gps.append(SingleTaskGP(data.X, data.Y, covar_module=product_kernel(d),
+            gps.append(SingleTaskGP(data.X, data.Y, covar_module=product_kernel(d, cat_dims),
                                     outcome_transform=Standardize(m=1)))
     model: Model = gps[0] if len(gps) == 1 else ModelListGP(*gps)
     mll = (ExactMarginalLogLikelihood(model.likelihood, model) if len(gps) == 1
@@ -139,6 +157,60 @@ def _is_taken(x: Tensor, taken: Tensor) -> bool:
 
 #: Random points scored by the acquisition when no optimised restart is new and feasible.
 FALLBACK_POINTS = 256
+#: Most category combinations optimised one by one; above, a scored pool + local search.
+MAX_ENUMERATED = 8
+#: Most Hamming-1 moves of the categorical local search.
+LOCAL_SEARCH_STEPS = 6
+
+
+def optimize_restarts(acqf: AcquisitionFunction, space: SearchSpace, *, num_restarts: int,
+                      raw_samples: int, maxiter: int, gen: torch.Generator
+                      ) -> tuple[Tensor, Tensor]:
+    """Optimised restarts (``r x d``) of ``acqf`` over the space and their values.
+
+    Ordered parameters are optimised by L-BFGS from the best of ``raw_samples`` points.
+    Categorical ones (:attr:`SearchSpace.choice_dims`) are never relaxed: up to MAX_ENUMERATED
+    combinations are each held fixed in turn; more are searched from the best
+    ``num_restarts`` of ``raw_samples`` random points by moving one category at a time to its
+    best value (up to LOCAL_SEARCH_STEPS moves; ordered values stay as drawn).
+    """
+    cat_dims = space.choice_dims
+    options = {"maxiter": maxiter}
+    if not cat_dims:
+        cands, values = optimize_acqf(acqf, bounds=space.bounds(), q=1, num_restarts=num_restarts,
+                                      raw_samples=raw_samples, options=options,
+                                      return_best_only=False)
+        return cands[:, 0, :], values
+    centres = {j: space.choice_centres(j) for j in cat_dims}
+    combos = list(itertools.product(*centres.values()))
+    if len(combos) <= MAX_ENUMERATED and len(cat_dims) < space.dim:
+        found = [optimize_acqf(acqf, bounds=space.bounds(), q=1, num_restarts=num_restarts,
+                               raw_samples=raw_samples, options=options, return_best_only=False,
+                               fixed_features=dict(zip(cat_dims, combo, strict=True)))
+                 for combo in combos]
+        return (torch.cat([c[:, 0, :] for c, _ in found]), torch.cat([v for _, v in found]))
+    with torch.no_grad():
+        pool = space.round_unit(torch.rand(raw_samples, space.dim, generator=gen,
+                                           dtype=torch.float64))
+        scores = acqf(pool[:, None, :])
+        top = scores.argsort(descending=True)[:num_restarts]
+        points, values = pool[top], scores[top]
+        for _ in range(LOCAL_SEARCH_STEPS):
+            moves = []
+            for j in cat_dims:
+                for centre in centres[j]:
+                    moved = points.clone()
+                    moved[:, j] = centre
+                    moves.append(moved)
+            neighbours = torch.stack(moves, dim=1)  # r x moves x d
+            scores = acqf(neighbours.reshape(-1, 1, space.dim)).reshape(neighbours.shape[:2])
+            best, index = scores.max(dim=1)
+            better = best > values
+            if not better.any():
+                break
+            points[better] = neighbours[better, index[better]]
+            values = torch.where(better, best, values)
+    return points, values
 
 
 def propose(acqf: AcquisitionFunction, space: SearchSpace, k: int, taken: Tensor,
@@ -156,10 +228,9 @@ def propose(acqf: AcquisitionFunction, space: SearchSpace, k: int, taken: Tensor
         if chosen:
             new = torch.stack(chosen)
             acqf.set_X_pending(new if X_pending is None else torch.cat([X_pending, new]))
-        cands, values = optimize_acqf(acqf, bounds=space.bounds(), q=1,
-                                      num_restarts=num_restarts, raw_samples=raw_samples,
-                                      options={"maxiter": maxiter}, return_best_only=False)
-        snapped = space.round_unit(cands[:, 0, :].detach())[values.argsort(descending=True)]
+        cands, values = optimize_restarts(acqf, space, num_restarts=num_restarts,
+                                          raw_samples=raw_samples, maxiter=maxiter, gen=gen)
+        snapped = space.round_unit(cands.detach())[values.argsort(descending=True)]
 
         def ok(x: Tensor, i: int = i) -> bool:
             return feasible is None or feasible(i, space.from_unit(x[None])[0])
@@ -230,6 +301,9 @@ class MOBO:
         if fidelity_kernel not in FIDELITY_KERNELS:
             raise NagoError(f"mobo: fidelity_kernel must be one of {', '.join(FIDELITY_KERNELS)}, "
                             f"got {fidelity_kernel!r}")
+        if fidelity_kernel == "linear_truncated" and space.choice_dims:
+            raise NagoError("mobo: fidelity_kernel=linear_truncated has no categorical kernel; "
+                            "use product with choice parameters")
         self.fidelity_kernel = fidelity_kernel
         if max_early_points is not None:
             check_options("mobo", max_early_points=max_early_points + 1)
@@ -284,7 +358,7 @@ class MOBO:
         taken = self.space.to_unit([t.params for t in study.trials()])  # failed ones too
         rng_seed = trial_seed(self.seed, start + n_sobol, stream=1)
         with manual_seed(rng_seed), torch_threads(self.num_threads):
-            model = fit_curve_models(datasets, self.fidelity_kernel)
+            model = fit_curve_models(datasets, self.fidelity_kernel, self.space.choice_dims)
             acqf = make_acquisition(model, X, study.reference_point(),
                                     None if X_pending is None else _at_full_fidelity(X_pending),
                                     self.mc_samples)

@@ -1,0 +1,109 @@
+"""Tabular NAS-Bench-201: a trial's accuracy read from the NATS-Bench table instead of trained.
+
+The table (``nats_tss_test_acc_200ep.csv``) holds the 200-epoch test accuracy of all 15,625
+cells on CIFAR-10, CIFAR-100 and ImageNet16-120; a trial's ``val_acc`` is its cell's value (as
+a fraction), ``params`` and ``flops`` come from the network the cell builds (meta device).
+Strategies, Study and outputs are the same as for trained trials.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from nago_pl.errors import NagoError
+from nago_pl.jsonfile import write_json
+from nago_pl.network.cost import count_flops
+from nago_pl.network.nb201 import Nb201Network, Nb201Spec
+from nago_pl.search.constraints import DataShape
+from nago_pl.search.study import Study, Trial
+from nago_pl.search.trial import trial_config
+from nago_pl.space.nb201 import EDGES, OPS, Nb201Cell
+
+#: The table's accuracy column and the data shape of each of its datasets.
+DATASETS = {
+    "cifar10": ("CIFAR10TestAccuracy200Epochs", DataShape(3, 10, 32)),
+    "cifar100": ("CIFAR100TestAccuracy200Epochs", DataShape(3, 100, 32)),
+    "ImageNet16-120": ("ImageNetTestAccuracy200Epochs", DataShape(3, 120, 16)),
+}
+#: Epochs every table entry was trained for.
+TABLE_EPOCHS = 200
+
+
+@dataclass(frozen=True)
+class Nb201Table:
+    """Accuracy (fraction) of every cell string on one dataset of the table."""
+
+    accuracy: dict[str, float]
+    shape: DataShape
+
+    @classmethod
+    def load(cls, path: str | Path, dataset: str) -> Nb201Table:
+        """Read ``path`` (a missing file or unknown dataset is a one-line NagoError)."""
+        if dataset not in DATASETS:
+            raise NagoError(f"evaluator.dataset={dataset!r}: the NAS-Bench-201 table has "
+                            f"{', '.join(DATASETS)}")
+        column, shape = DATASETS[dataset]
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            accuracy = {r["ArchitectureString"]: float(r[column]) / 100 for r in rows}
+        except (OSError, KeyError, ValueError) as err:
+            raise NagoError(f"evaluator.path={path}: cannot read the NAS-Bench-201 table: "
+                            f"{err}") from None
+        return cls(accuracy, shape)
+
+
+class TableEvaluator:
+    """Answers trials from an :class:`Nb201Table` (the search's ``evaluator=nb201_table``)."""
+
+    def __init__(self, table: Nb201Table, base: DictConfig) -> None:
+        self.table = table
+        self.base = base
+        shape = table.shape
+        self.spec = Nb201Spec(shape.in_channels, shape.num_classes, shape.image_size,
+                              int(base.space.channels), int(base.space.cells_per_stage))
+        # Every edge runs at its stage's width and resolution wherever it sits in the cell, so
+        # a network's cost is the all-`none` network's plus one share per edge of its op's.
+        uniform = {op: self._measure(Nb201Cell((op,) * len(EDGES))) for op in OPS}
+        self.base_cost = uniform["none"]
+        self.edge_cost = {op: tuple((c - b) // len(EDGES) for c, b in zip(cost, self.base_cost,
+                                                                           strict=True))
+                          for op, cost in uniform.items()}
+
+    def _measure(self, cell: Nb201Cell) -> tuple[int, int]:
+        """Parameters and FLOPs of the network of ``cell``, built on the meta device."""
+        with torch.device("meta"):
+            net = Nb201Network(cell, self.spec)
+        return sum(p.numel() for p in net.parameters()), count_flops(net)
+
+    def costs(self, cell: Nb201Cell) -> tuple[int, int]:
+        """Parameters and FLOPs (one image) of the network of ``cell``."""
+        params, flops = self.base_cost
+        for op in cell.ops:
+            params, flops = params + self.edge_cost[op][0], flops + self.edge_cost[op][1]
+        return params, flops
+
+    def run(self, study: Study, trial: Trial, trials_dir: Path) -> Trial:
+        """Record ``trial``'s table values (``architecture.json`` and ``metrics.json`` in its
+        run directory, as a trained trial has)."""
+        cfg = trial_config(self.base, trial.params, trial.seed)
+        cell = Nb201Cell(tuple(cfg.space.ops))
+        key = cell.to_string()
+        if key not in self.table.accuracy:
+            return study.fail(trial.id, f"cell {key} is not in the NAS-Bench-201 table")
+        params, flops = self.costs(cell)
+        accuracy = self.table.accuracy[key]
+        metrics = {"val_acc": accuracy, "test_acc": accuracy, "params": params, "flops": flops,
+                   "epochs": TABLE_EPOCHS}
+        run_dir = trials_dir / f"{trial.number:04d}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cell.save(run_dir / "architecture.json")
+        write_json(run_dir / "metrics.json", metrics)
+        return study.tell(trial.id, metrics, epochs=TABLE_EPOCHS,
+                          paths={"run_dir": str(run_dir),
+                                 "architecture": str(run_dir / "architecture.json")})
