@@ -143,3 +143,26 @@ def validate_search(cfg: DictConfig) -> None:
     check_int(cfg, "search.final.max_epochs", 1, optional=True)
     check_int(cfg, "search.min_width", 1)
     check_number(cfg, "search.max_minutes", 0, low_open=True, optional=True)
+    check_int(cfg, "search.workers", 1)
+    check_int(cfg, "search.max_retries", 0)
+    validate_executor(cfg)
+
+
+def validate_executor(cfg: DictConfig) -> None:
+    """Check ``executor.*`` (the kinds, and the settings each kind reads)."""
+    from nago_pl.search.executors import KINDS
+    from nago_pl.search.executors.placement import ORDERS
+
+    kind = _value(cfg, "executor.kind")
+    if kind not in KINDS:
+        raise NagoError(f"executor.kind={kind!r}: allowed: {', '.join(KINDS)} "
+                        "(executor=local|process|ray)")
+    check_int(cfg, "executor.cpus_per_trial", 1)
+    check_int(cfg, "executor.trials_per_gpu", 1)
+    check_number(cfg, "executor.gpu_memory_mb", 0, low_open=True, optional=True)
+    if _value(cfg, "executor.gpu_order") not in ORDERS:
+        raise NagoError(f"executor.gpu_order={_value(cfg, 'executor.gpu_order')!r}: allowed: "
+                        f"{', '.join(ORDERS)}")
+    if kind == "local" and _value(cfg, "search.workers") != 1:
+        raise NagoError(f"search.workers={_value(cfg, 'search.workers')}: executor=local runs one "
+                        "trial at a time; use executor=process or executor=ray")

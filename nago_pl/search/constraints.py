@@ -150,6 +150,16 @@ class FeasibilityCheck:
                   if not c.holds(values[c.name])]
         return "; ".join(broken) or None
 
+    def memory_mb(self, seed: int, config: Mapping[str, Any]) -> float:
+        """The training-memory estimate (MiB) of the trial's network (to pack GPUs)."""
+        cfg = trial_config(self.base, config, seed)
+        network = OmegaConf.to_container(cfg.network, resolve=True)
+        shape = {"in_channels": self.shape.in_channels, "num_classes": self.shape.num_classes,
+                 "image_size": self.shape.image_size}
+        net = build_network(resolve_architecture(cfg), **shape, **network)
+        return training_memory_mb(net, int(OmegaConf.select(self.base, "dataset.batch_size",
+                                                            default=1)))
+
     def _properties(self, arch: Architecture, network: dict[str, Any]) -> dict[str, float]:
         """The constrained properties of the network as its trial would build it."""
         names = {c.name for c in self.constraints}
