@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,12 @@ def trial_job(trial: Trial, base: DictConfig, trials_dir: Path, threads: int | N
     return TrialJob(trial.id, trial.number, OmegaConf.to_container(cfg, resolve=True),
                     str(trials_dir / f"{trial.number:04d}"), int(cfg.trainer.max_epochs),
                     memory_mb)
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's per-Trainer banners out of a worker's output (one Trainer per trial)."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 
 
 def execute_trial(job: TrialJob, report: ReportFn) -> TrialOutcome:

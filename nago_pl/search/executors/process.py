@@ -15,7 +15,7 @@ from multiprocessing.process import BaseProcess
 
 from nago_pl.search.executors.base import Done, Event, Executor, Lost, OnReport, Started
 from nago_pl.search.executors.placement import GpuSlots
-from nago_pl.search.trial import TrialJob, TrialOutcome, execute_trial
+from nago_pl.search.trial import TrialJob, TrialOutcome, execute_trial, quiet_lightning
 
 #: How often a worker checks that the driver that started it is still alive.
 ORPHAN_CHECK_SECONDS = 0.5
@@ -26,6 +26,7 @@ def _worker(conn: Connection, job: TrialJob, device: int | None, parent: int) ->
     when the driver is gone (an orphan must not keep training or writing)."""
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
+    quiet_lightning()
 
     def watch_parent() -> None:
         while os.getppid() == parent:

@@ -16,7 +16,7 @@ from typing import Any
 
 from nago_pl.errors import NagoError
 from nago_pl.search.executors.base import Done, Event, Executor, Lost, OnReport, Started
-from nago_pl.search.trial import TrialJob, TrialOutcome, execute_trial
+from nago_pl.search.trial import TrialJob, TrialOutcome, execute_trial, quiet_lightning
 
 #: The folder holding ``nago_pl`` and ``callbacks``: on the workers' path of a local Ray.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -62,6 +62,7 @@ def run_ray_trial(job: TrialJob, mailbox: Any) -> TrialOutcome:
     """The body of a trial's Ray task."""
     import ray
 
+    quiet_lightning()
     gpus = ray.get_gpu_ids()
     where = f"{ray.util.get_node_ip_address()} · " + (f"gpu {gpus}" if gpus else "cpu")
     mailbox.started.remote(job.trial_id, where)
