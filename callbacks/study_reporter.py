@@ -1,15 +1,13 @@
-"""Report every validation epoch to the Study and stop trials the pruning rule rejects."""
+"""Report every validation epoch to the search driver and stop trials it rejects."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning as L
 
 from callbacks.model_stats import ModelStats
-from nago_pl.search.pruning import should_continue
-from nago_pl.search.study import Objective, Study
 
 
 @dataclass(frozen=True)
@@ -23,22 +21,20 @@ class PruningRule:
 #: The metrics reported after every epoch (the others are fixed by the architecture).
 LEARNED_METRICS = ("val_acc", "val_loss")
 
+#: ``report(epoch, metrics) -> keep``: stores a report and answers whether the trial continues.
+ReportFn = Callable[[int, dict[str, float]], bool]
+
 
 class StudyReporter(L.Callback):
-    """After each validation epoch, store ``val_acc``/``val_loss`` (and, in the first report, the
-    network's ``params``/``flops`` from :class:`ModelStats`) as trial ``trial_id``'s report, then
-    apply the multi-objective pruning rule; a rejected trial stops at the end of the epoch and
-    :attr:`pruned` is set. A NaN/inf validation loss is stopped before this reporter sees it
+    """After each validation epoch, send ``val_acc``/``val_loss`` (and, in the first report, the
+    network's ``params``/``flops`` from :class:`ModelStats`) through ``report``, which stores them
+    in the Study (directly, or through the driver of a worker process) and applies the pruning
+    rule; a rejected trial stops at the end of the epoch and :attr:`pruned` is set. A NaN/inf
+    validation loss is stopped before this reporter sees it
     (:class:`~callbacks.divergence.DivergenceCheck`, which every training runs first)."""
 
-    def __init__(self, study: Study, trial_id: int, objectives: Sequence[Objective],
-                 pruning: PruningRule | None = None,
-                 on_epoch: Callable[[int], None] | None = None) -> None:
-        self.study = study
-        self.trial_id = trial_id
-        self.objectives = list(objectives)
-        self.pruning = pruning
-        self.on_epoch = on_epoch
+    def __init__(self, report: ReportFn) -> None:
+        self.report = report
         self.pruned = False
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -49,16 +45,10 @@ class StudyReporter(L.Callback):
                    "val_loss": float(trainer.callback_metrics["val/loss"])}
         if epoch == 1:
             metrics.update(_model_stats(trainer))
-        self.study.report(self.trial_id, epoch, metrics)
-        if self.on_epoch is not None:
-            self.on_epoch(epoch)
-        if self.pruning is not None and epoch < (trainer.max_epochs or 0):
-            keep = should_continue(self.study, self.trial_id, epoch, self.objectives,
-                                   min_epochs=self.pruning.min_epochs, eta=self.pruning.eta,
-                                   learned=LEARNED_METRICS)
-            if not keep:
-                self.pruned = True
-                trainer.should_stop = True
+        keep = self.report(epoch, metrics)
+        if not keep and epoch < (trainer.max_epochs or 0):
+            self.pruned = True
+            trainer.should_stop = True
 
 
 def _model_stats(trainer: L.Trainer) -> dict[str, float]:

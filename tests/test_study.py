@@ -87,7 +87,7 @@ def test_resume_requeues_running_trials(db: Path) -> None:
     queued = study.enqueue(c[2], seed=12)
     failed = study.add_trial(c[3], seed=13)
     study.fail(failed.id, "CUDA out of memory\nTraceback ...")
-    # the process dies here: no tell for `running`
+    study.close()  # the driver stops without telling `running`: close() releases its lease
     reopened = Study.open(db, "s", NAGO_SPACE, OBJS)
     (requeued,) = reopened.requeued
     assert requeued.id == running.id and requeued.status == "queued"

@@ -160,6 +160,21 @@ class FinalConfig:
 
 
 @dataclass
+class ExecutorConfig:
+    """Where trials run: ``local`` (in the search's process, one at a time), ``process`` (one
+    subprocess per trial) or ``ray`` (Ray tasks; ``address``: ``auto``, ``ray://host:10001``, ...,
+    null starts a local Ray)."""
+
+    kind: str = "local"
+    address: str | None = None
+    cpus_per_trial: int = 1            # CPU cores (and torch threads) each trial gets
+    gpus: list[int] | None = None      # process: the GPU indices to use (null: all visible)
+    trials_per_gpu: int = 1            # trials sharing one GPU (within its memory)
+    gpu_order: str = "round_robin"     # process: round_robin or free_memory
+    gpu_memory_mb: float | None = None  # ray: one GPU's memory for the packing check (null: local)
+
+
+@dataclass
 class SearchSettings:
     """The search: strategy and its options, space, objectives, budget, pruning."""
 
@@ -170,6 +185,8 @@ class SearchSettings:
     trials: int = 20
     max_minutes: float | None = None  # stop starting trials after this much wall time
     batch_size: int = 1
+    workers: int = 1            # trials at once (executor=process or ray for more than 1)
+    max_retries: int = 1        # re-runs of a trial whose worker died, before it is failed
     baseline: bool = True       # trial 0: the generator/network config's own values
     min_width: int = 4          # channels every cell must reach at its parameter budget
     constraints: list[str] = field(default_factory=list)  # e.g. "params <= 5e6", "latency_ms <= 10"
@@ -186,6 +203,7 @@ class SearchConfig(TrainConfig):
     study_name: str = "default"
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     search: SearchSettings = field(default_factory=SearchSettings)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
 def _scale(value: Any, factor: Any) -> int:

@@ -170,3 +170,29 @@ def validate_search(cfg: DictConfig) -> None:
     if evaluator == "nb201_table" and (cfg.space.name != "nb201" or cfg.search.wandb_sweep):
         raise NagoError("evaluator=nb201_table: answers NAS-Bench-201 cells (space=nb201) in "
                         "the search process (not with search.wandb_sweep=true)")
+    if evaluator == "nb201_table" and _value(cfg, "executor.kind") != "local":
+        raise NagoError("evaluator=nb201_table: answers each trial in the search process in "
+                        "milliseconds; drop executor=... (it runs on executor=local)")
+    check_int(cfg, "search.workers", 1)
+    check_int(cfg, "search.max_retries", 0)
+    validate_executor(cfg)
+
+
+def validate_executor(cfg: DictConfig) -> None:
+    """Check ``executor.*`` (the kinds, and the settings each kind reads)."""
+    from nago_pl.search.executors import KINDS
+    from nago_pl.search.executors.placement import ORDERS
+
+    kind = _value(cfg, "executor.kind")
+    if kind not in KINDS:
+        raise NagoError(f"executor.kind={kind!r}: allowed: {', '.join(KINDS)} "
+                        "(executor=local|process|ray)")
+    check_int(cfg, "executor.cpus_per_trial", 1)
+    check_int(cfg, "executor.trials_per_gpu", 1)
+    check_number(cfg, "executor.gpu_memory_mb", 0, low_open=True, optional=True)
+    if _value(cfg, "executor.gpu_order") not in ORDERS:
+        raise NagoError(f"executor.gpu_order={_value(cfg, 'executor.gpu_order')!r}: allowed: "
+                        f"{', '.join(ORDERS)}")
+    if kind == "local" and _value(cfg, "search.workers") != 1:
+        raise NagoError(f"search.workers={_value(cfg, 'search.workers')}: executor=local runs one "
+                        "trial at a time; use executor=process or executor=ray")

@@ -157,6 +157,14 @@ class FeasibilityCheck:
                   if not c.holds(values[c.name])]
         return "; ".join(broken) or None
 
+    def memory_mb(self, seed: int, config: Mapping[str, Any]) -> float:
+        """The training-memory estimate (MiB) of the trial's network (to pack GPUs)."""
+        cfg = trial_config(self.base, config, seed)
+        net = build_model(resolve_architecture(cfg), cfg, self.shape.in_channels,
+                          self.shape.num_classes, self.shape.image_size)
+        return training_memory_mb(net, int(OmegaConf.select(self.base, "dataset.batch_size",
+                                                            default=1)))
+
     def _properties(self, arch: Architecture | Nb201Cell, cfg: DictConfig) -> dict[str, float]:
         """The constrained properties of the network as its trial would build it."""
         names = {c.name for c in self.constraints}

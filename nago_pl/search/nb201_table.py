@@ -9,6 +9,7 @@ Strategies, Study and outputs are the same as for trained trials.
 from __future__ import annotations
 
 import csv
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,8 @@ from nago_pl.jsonfile import write_json
 from nago_pl.network.cost import count_flops
 from nago_pl.network.nb201 import Nb201Network, Nb201Spec
 from nago_pl.search.constraints import DataShape
-from nago_pl.search.study import Study, Trial
-from nago_pl.search.trial import trial_config
+from nago_pl.search.executors.base import Done, Event, Executor, OnReport, Started
+from nago_pl.search.trial import TrialJob, TrialOutcome
 from nago_pl.space.nb201 import EDGES, OPS, Nb201Cell
 
 #: The table's accuracy column and the data shape of each of its datasets.
@@ -88,22 +89,43 @@ class TableEvaluator:
             params, flops = params + self.edge_cost[op][0], flops + self.edge_cost[op][1]
         return params, flops
 
-    def run(self, study: Study, trial: Trial, trials_dir: Path) -> Trial:
-        """Record ``trial``'s table values (``architecture.json`` and ``metrics.json`` in its
-        run directory, as a trained trial has)."""
-        cfg = trial_config(self.base, trial.params, trial.seed)
-        cell = Nb201Cell(tuple(cfg.space.ops))
+    def answer(self, job: TrialJob) -> TrialOutcome:
+        """``job``'s table values (``architecture.json`` and ``metrics.json`` in its run
+        directory, as a trained trial has)."""
+        cell = Nb201Cell(tuple(job.config["space"]["ops"]))
         key = cell.to_string()
         if key not in self.table.accuracy:
-            return study.fail(trial.id, f"cell {key} is not in the NAS-Bench-201 table")
+            return TrialOutcome("failed", error=f"cell {key} is not in the NAS-Bench-201 table")
         params, flops = self.costs(cell)
         accuracy = self.table.accuracy[key]
         metrics = {"val_acc": accuracy, "test_acc": accuracy, "params": params, "flops": flops,
                    "epochs": TABLE_EPOCHS}
-        run_dir = trials_dir / f"{trial.number:04d}"
+        run_dir = Path(job.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         cell.save(run_dir / "architecture.json")
         write_json(run_dir / "metrics.json", metrics)
-        return study.tell(trial.id, metrics, epochs=TABLE_EPOCHS,
-                          paths={"run_dir": str(run_dir),
-                                 "architecture": str(run_dir / "architecture.json")})
+        return TrialOutcome("complete", metrics, TABLE_EPOCHS,
+                            {"run_dir": str(run_dir),
+                             "architecture": str(run_dir / "architecture.json")})
+
+
+class TableExecutor(Executor):
+    """The executor of ``evaluator=nb201_table``: answers each job from the table, in process."""
+
+    slots = 1
+
+    def __init__(self, evaluator: TableEvaluator) -> None:
+        self.evaluator = evaluator
+        self._jobs: deque[TrialJob] = deque()
+
+    def submit(self, job: TrialJob) -> None:
+        self._jobs.append(job)
+
+    def wait(self, on_report: OnReport, timeout: float) -> list[Event]:
+        if not self._jobs:
+            return []
+        job = self._jobs.popleft()
+        return [Started(job.trial_id, "table"), Done(job.trial_id, self.evaluator.answer(job))]
+
+    def shutdown(self) -> None:
+        self._jobs.clear()

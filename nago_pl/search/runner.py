@@ -12,18 +12,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from callbacks.study_reporter import PruningRule
 from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
 from nago_pl.jsonfile import write_json
 from nago_pl.search.constraints import FeasibilityCheck
-from nago_pl.search.nb201_table import Nb201Table, TableEvaluator
+from nago_pl.search.driver import Budget, SearchDriver
+from nago_pl.search.executors import make_executor
+from nago_pl.search.nb201_table import Nb201Table, TableEvaluator, TableExecutor
 from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
 from nago_pl.search.report import (
     front_table,
-    hypervolume_history,
     plot_hypervolume,
     plot_pareto,
     write_pareto_json,
@@ -31,7 +31,7 @@ from nago_pl.search.report import (
 from nago_pl.search.settings import result_settings
 from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
-from nago_pl.search.trial import config_path, run_trial, trial_config
+from nago_pl.search.trial import config_path, trial_config
 from nago_pl.training.run import train_architecture
 
 #: What every trial reports (per epoch or once) and a search may optimise.
@@ -78,9 +78,11 @@ def trial_base_config(cfg: DictConfig, job_type: str) -> DictConfig:
 
 def enqueue_baseline(cfg: DictConfig, study: Study, feasible: FeasibilityCheck,
                      console: Console) -> None:
-    """Queue the generator/network config's own values as trial 0 (a status-quo arm), trained
-    with the search's seed like ``python train.py seed=<seed>``; skipped with a notice when a
-    value lies outside the search box or the network is infeasible."""
+    """Queue the generator/network config's own values as trial 0 (a status-quo arm) of a study
+    without trials, trained with the search's seed like ``python train.py seed=<seed>``; skipped
+    with a notice when a value lies outside the search box or the network is infeasible."""
+    if study.n_trials() > 0:
+        return
     params = {name: OmegaConf.select(cfg, path) if index is None
               else OmegaConf.select(cfg, path)[index]
               for name, (path, index) in ((n, config_path(n)) for n in study.space.names)}
@@ -93,7 +95,7 @@ def enqueue_baseline(cfg: DictConfig, study: Study, feasible: FeasibilityCheck,
     if reason is not None:
         console.print(f"[yellow]baseline skipped:[/] {escape(reason)}", highlight=False)
         return
-    study.enqueue(params, int(cfg.seed), info={"source": "baseline"})
+    study.enqueue(params, int(cfg.seed), info={"source": "baseline"}, if_empty=True)
 
 
 #: A search whose first trials all fail with one error stops: the error is not theirs.
@@ -115,13 +117,14 @@ def check_systematic_failure(study: Study) -> None:
 
 def run_search(cfg: DictConfig, run_dir: Path, console: Console,
                stop: Callable[[], bool] | None = None) -> Study:
-    """Run (or resume) the search until ``cfg.search.trials`` trials have finished, or
-    ``cfg.search.max_minutes`` have passed, or ``stop()`` (asked before each new trial) is true."""
+    """Run (or resume, or join) the search until ``cfg.search.trials`` trials have finished, or
+    ``cfg.search.max_minutes`` have passed, or ``stop()`` (asked before new trials) is true.
+    Trials run on ``cfg.executor``, ``cfg.search.workers`` at once."""
     settings = cfg.search
     if "ddp" in str(cfg.trainer.strategy):
-        raise NagoError(f"trainer.strategy={cfg.trainer.strategy}: search.py trains its trials "
-                        "in-process, one device each; multi-process strategies (ddp) are for "
-                        "train.py (e.g. retraining a found architecture); use trainer=gpu")
+        raise NagoError(f"trainer.strategy={cfg.trainer.strategy}: search.py trains each trial "
+                        "on one device; multi-process strategies (ddp) are for train.py (e.g. "
+                        "retraining a found architecture); use trainer=gpu")
     validate_search(cfg)
     base = trial_base_config(cfg, "trial")
     table = None
@@ -129,56 +132,30 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
         table = TableEvaluator(Nb201Table.load(cfg.evaluator.path, cfg.evaluator.dataset), base)
     shape = table.table.shape if table else load_data_shape(cfg)
     feasible = feasibility_check(cfg, base, shape)
-    study = open_study(cfg, run_dir, objectives=objectives_with_references(cfg, shape))
-    if study.requeued:
-        console.print(f"resuming: {len(study.requeued)} interrupted trial(s) will be re-run")
-    if settings.baseline and study.n_trials() == 0:
-        enqueue_baseline(cfg, study, feasible, console)
-    strategy = search_strategy(cfg, study, feasible)
-    pruning = PruningRule(settings.pruning.min_epochs, settings.pruning.eta) \
-        if settings.pruning.enabled else None
-    trials_dir = run_dir / "trials"
-    total = int(settings.trials)
-    deadline = None if settings.max_minutes is None else \
-        time.monotonic() + 60 * float(settings.max_minutes)
-
-    def finished() -> int:
-        return len(study.trials(FINISHED))
-
-    columns = (TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("", total=total, completed=finished())
-        while (done := finished()) < total:
-            if deadline is not None and time.monotonic() >= deadline:
-                console.print(f"search.max_minutes={settings.max_minutes} reached after "
-                              f"{done} trials")
-                break
-            if stop is not None and stop():
-                break
-            batch = strategy.ask(study, n=min(int(settings.batch_size), total - done))
-            for trial in batch:
-                best = _best_hv(study)
-
-                def show_epoch(epoch: int, number: int = trial.number, hv: str = best) -> None:
-                    progress.update(task, description=f"trial {number} epoch {epoch} · best HV {hv}")
-
-                show_epoch(0)
-                # the status-quo arm trains to the full budget: the front never loses to it
-                rule = None if trial.info.get("source") == "baseline" else pruning
-                outcome = table.run(study, trial, trials_dir) if table else \
-                    run_trial(study, trial, base, trials_dir, rule, show_epoch)
-                if outcome.status == "failed":
-                    console.print(f"[yellow]trial {outcome.number} failed:[/] "
-                                  f"{escape(outcome.error or '')}", highlight=False)
-                    check_systematic_failure(study)
-                progress.update(task, completed=finished())
+    executor, packing = (TableExecutor(table), False) if table else make_executor(cfg)
+    with executor:
+        study = open_study(cfg, run_dir, objectives=objectives_with_references(cfg, shape))
+        if study.requeued:
+            console.print(f"resuming: {len(study.requeued)} interrupted trial(s) will be re-run")
+        study.start_heartbeat()
+        if settings.baseline:
+            enqueue_baseline(cfg, study, feasible, console)
+        pruning = PruningRule(settings.pruning.min_epochs, settings.pruning.eta) \
+            if settings.pruning.enabled else None
+        parallel = cfg.executor.kind != "local"
+        driver = SearchDriver(
+            study, search_strategy(cfg, study, feasible), executor, base, run_dir / "trials",
+            pruning, int(settings.max_retries), int(settings.batch_size), console,
+            threads=int(cfg.executor.cpus_per_trial) if parallel else None,
+            memory_mb=(lambda t: feasible.memory_mb(t.seed, t.params)) if packing else None,
+            on_failure=check_systematic_failure)
+        deadline = None if settings.max_minutes is None else \
+            time.monotonic() + 60 * float(settings.max_minutes)
+        try:
+            driver.run(Budget(int(settings.trials), deadline, stop))
+        finally:
+            study.release()  # trials left unfinished (an error, Ctrl-C): re-run by the next driver
     return study
-
-
-def _best_hv(study: Study) -> str:
-    history = hypervolume_history(study)
-    return f"{history[-1]:.4g}" if history else "-"
 
 
 def write_outputs(study: Study, run_dir: Path, console: Console) -> list[dict[str, Any]]:

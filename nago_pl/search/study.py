@@ -2,15 +2,26 @@
 
 One file may hold several studies (by name). Every write is one committed ``BEGIN IMMEDIATE``
 transaction, the journal is in WAL mode, so a process killed at any point leaves a consistent
-database. Re-opening a study re-queues the trials that were ``running`` (their reports dropped,
-params/seed/budget kept) and :meth:`Study.next_queued` hands them out again.
+database, and several processes may share it.
+
+Leases: a running trial has an ``owner`` (the Study object that started it: host, process id and
+a random token) and a ``heartbeat`` the owner refreshes (:meth:`Study.start_heartbeat`). Opening
+a study re-queues only the running trials whose lease is gone (their reports dropped,
+params/seed/budget kept): no owner (released by :meth:`Study.close`), a heartbeat older than
+``LEASE_SECONDS``, or an owner process on this host that no longer exists. Writing to a trial
+whose lease another owner took raises :class:`LeaseLost`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import secrets
+import socket
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -58,6 +69,8 @@ CREATE TABLE IF NOT EXISTS trials (
     duration REAL,
     paths TEXT NOT NULL DEFAULT '{{}}',
     info TEXT NOT NULL DEFAULT '{{}}',
+    owner TEXT,
+    heartbeat REAL,
     UNIQUE (study_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (study_id, status);
@@ -75,7 +88,40 @@ CREATE TABLE IF NOT EXISTS reports (
 """
 
 _TRIAL_COLUMNS = ("id, number, params, seed, budget, status, epochs_reached, objective_values, "
-                  "error, started, finished, duration, paths, info")
+                  "error, started, finished, duration, paths, info, owner")
+#: Columns added after the first release: added to older study files when they are opened.
+_LEASE_COLUMNS = {"owner": "TEXT", "heartbeat": "REAL"}
+#: A running trial whose owner has not refreshed its heartbeat for this long is re-queued.
+LEASE_SECONDS = 60.0
+#: How often an owner refreshes the heartbeat of its running trials.
+HEARTBEAT_SECONDS = 5.0
+
+
+class LeaseLost(NagoError):
+    """A write to a trial this Study no longer owns (its lease expired and was taken over)."""
+
+
+def _owner_token() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _owner_alive(owner: str) -> bool:
+    """False when ``owner`` names a process of this host that is gone (or a zombie)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine: only its heartbeat can tell
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
 
 
 def _now() -> str:
@@ -172,14 +218,15 @@ class Trial:
     duration: float | None
     paths: dict[str, str] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None
 
 
 def _trial_from_row(row: tuple) -> Trial:
     (id_, number, params, seed, budget, status, epochs, values, error, started, finished,
-     duration, paths, info) = row
+     duration, paths, info, owner) = row
     return Trial(id_, number, json.loads(params), seed, budget, status, epochs,
                  None if values is None else json.loads(values), error, started, finished,
-                 duration, json.loads(paths), json.loads(info))
+                 duration, json.loads(paths), json.loads(info), owner)
 
 
 def _strict_json(values: Mapping[str, float]) -> str:
@@ -218,6 +265,9 @@ class Study:
         self.space = space
         self.objectives = objectives
         self.requeued: list[Trial] = []
+        self.owner = _owner_token()
+        self.leasing = True  # False: a reader/reporter that neither requeues nor releases
+        self._heartbeat: tuple[threading.Thread, threading.Event] | None = None
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -229,8 +279,9 @@ class Study:
         """Create the study ``name`` in the SQLite file ``path`` (or ``":memory:"``), or reopen it.
 
         Reopening with another space or other objectives raises :class:`NagoError`. With
-        ``requeue`` (the default; a worker process that only reports passes False) the trials
-        left ``running`` by a dead process are re-queued; they are listed in ``study.requeued``.
+        ``requeue`` (the default; a process that only reports, or whose trials run elsewhere,
+        passes False and then neither re-queues, nor releases on close, nor checks leases) the
+        running trials whose lease is gone are re-queued; they are listed in ``study.requeued``.
         ``settings`` (what defines a trial's result besides its parameters, e.g. the epoch budget
         and the dataset) are stored with a new study; reopening with other ones raises
         :class:`NagoError` naming them, unless ``allow_changed_settings`` (then they replace the
@@ -256,8 +307,9 @@ class Study:
         except BaseException:
             conn.close()
             raise
+        study.leasing = requeue
         if requeue:
-            study.requeued = study._requeue_running()
+            study.requeued = study.requeue_expired()
         return study
 
     @classmethod
@@ -266,6 +318,11 @@ class Study:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        have = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
+        missing = [f"ALTER TABLE trials ADD COLUMN {name} {kind};"
+                   for name, kind in _LEASE_COLUMNS.items() if name not in have]
+        if missing:  # a study file written before leases existed
+            conn.executescript(f"BEGIN IMMEDIATE;{''.join(missing)}COMMIT;")
         space_json = json.dumps(space.to_config(), sort_keys=True)
         objs_json = json.dumps([asdict(o) for o in objs])
         study = cls(conn, -1, name, path, space, objs)
@@ -301,20 +358,86 @@ class Study:
             conn.execute("INSERT OR REPLACE INTO study_settings (study_id, settings) "
                          "VALUES (?, ?)", (self._id, text))
 
-    def _requeue_running(self) -> list[Trial]:
+    def requeue_expired(self) -> list[Trial]:
+        """Re-queue the running trials whose lease is gone (see the module docstring), other
+        than this Study's own; returns them."""
+        now = time.time()
         with self._tx() as conn:
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM trials WHERE study_id = ? AND status = 'running' "
-                "ORDER BY number", (self._id,))]
+            rows = conn.execute("SELECT id, owner, heartbeat FROM trials WHERE study_id = ? AND "
+                                "status = 'running' ORDER BY number", (self._id,)).fetchall()
+            ids = [i for i, owner, beat in rows if owner != self.owner and (
+                owner is None or beat is None or now - beat > LEASE_SECONDS
+                or not _owner_alive(owner))]
             for trial_id in ids:
-                conn.execute("DELETE FROM reports WHERE trial_id = ?", (trial_id,))
-                conn.execute("UPDATE trials SET status = 'queued', epochs_reached = NULL, "
-                             "objective_values = NULL, started = NULL, finished = NULL, "
-                             "duration = NULL WHERE id = ?", (trial_id,))
+                self._reset(conn, trial_id)
         return [self.trial(i) for i in ids]
 
+    @staticmethod
+    def _reset(conn: sqlite3.Connection, trial_id: int) -> None:
+        conn.execute("DELETE FROM reports WHERE trial_id = ?", (trial_id,))
+        conn.execute("UPDATE trials SET status = 'queued', epochs_reached = NULL, "
+                     "objective_values = NULL, started = NULL, finished = NULL, "
+                     "duration = NULL, owner = NULL, heartbeat = NULL WHERE id = ?", (trial_id,))
+
+    def release(self) -> None:
+        """Give up the lease of this Study's running trials (a driver that stops without
+        finishing them): the next :meth:`requeue_expired` re-queues them at once."""
+        with self._tx() as conn:
+            conn.execute("UPDATE trials SET owner = NULL, heartbeat = NULL WHERE study_id = ? "
+                         "AND status = 'running' AND owner = ?", (self._id, self.owner))
+
+    def restart(self, trial_id: int) -> Trial:
+        """Drop the reports of this Study's running trial ``trial_id`` and start it afresh (same
+        params, seed and budget; a retry after its worker was lost)."""
+        with self._tx() as conn:
+            self._require(conn, trial_id, ("running",))
+            conn.execute("DELETE FROM reports WHERE trial_id = ?", (trial_id,))
+            conn.execute("UPDATE trials SET epochs_reached = NULL, started = ?, heartbeat = ? "
+                         "WHERE id = ?", (_now(), time.time(), trial_id))
+        return self.trial(trial_id)
+
+    def withdraw(self, trial_id: int) -> None:
+        """Delete this Study's running trial ``trial_id`` before it trained (a proposal over the
+        budget, made while another driver proposed too)."""
+        with self._tx() as conn:
+            self._require(conn, trial_id, ("running",))
+            conn.execute("DELETE FROM reports WHERE trial_id = ?", (trial_id,))
+            conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
+
+    def start_heartbeat(self, interval: float = HEARTBEAT_SECONDS) -> None:
+        """Refresh the heartbeat of this Study's running trials every ``interval`` seconds from a
+        background thread (its own connection), until :meth:`close`."""
+        if self._heartbeat is not None or self.path == ":memory:":
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            try:
+                while not stop.wait(interval):
+                    conn.execute("UPDATE trials SET heartbeat = ? WHERE study_id = ? AND "
+                                 "status = 'running' AND owner = ?",
+                                 (time.time(), self._id, self.owner))
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=beat, name="study-heartbeat", daemon=True)
+        thread.start()
+        self._heartbeat = (thread, stop)
+
     def close(self) -> None:
-        """Close the database connection."""
+        """Stop the heartbeat, release this Study's running trials (unless opened with
+        ``requeue=False``) and close the database connection."""
+        if self._heartbeat is not None:
+            thread, stop = self._heartbeat
+            stop.set()
+            thread.join()
+            self._heartbeat = None
+        if self.leasing:
+            try:
+                self.release()
+            except sqlite3.Error:
+                pass  # closing after the file went away: nothing left to release
         self._conn.close()
 
     def __enter__(self) -> Study:
@@ -340,23 +463,29 @@ class Study:
         return self._insert(params, seed, budget, info, "running")
 
     def enqueue(self, params: Mapping[str, Any], seed: int, budget: int | None = None,
-                info: Mapping[str, Any] | None = None) -> Trial:
-        """Record a trial to run later (status ``queued``; handed out by :meth:`next_queued`)."""
-        return self._insert(params, seed, budget, info, "queued")
+                info: Mapping[str, Any] | None = None, if_empty: bool = False) -> Trial | None:
+        """Record a trial to run later (status ``queued``; handed out by :meth:`next_queued`).
+        ``if_empty``: only when the study has no trial yet (else None), decided atomically."""
+        return self._insert(params, seed, budget, info, "queued", if_empty)
 
     def _insert(self, params: Mapping[str, Any], seed: int, budget: int | None,
-                info: Mapping[str, Any] | None, status: str) -> Trial:
+                info: Mapping[str, Any] | None, status: str, if_empty: bool = False
+                ) -> Trial | None:
         self.space.to_unit([params])  # validates: every searched name, in range
         params = {**self.space.fixed, **params}
         with self._tx() as conn:
             number = conn.execute("SELECT COALESCE(MAX(number) + 1, 0) FROM trials "
                                   "WHERE study_id = ?", (self._id,)).fetchone()[0]
+            if if_empty and number > 0:
+                return None
+            running = status == "running"
             cur = conn.execute(
                 "INSERT INTO trials (study_id, number, params, seed, budget, status, started, "
-                "info) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "info, owner, heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self._id, number, json.dumps(params), int(seed),
                  None if budget is None else int(budget), status,
-                 _now() if status == "running" else None, json.dumps(dict(info or {}))))
+                 _now() if running else None, json.dumps(dict(info or {})),
+                 self.owner if running else None, time.time() if running else None))
         return self.trial(cur.lastrowid)
 
     def next_queued(self) -> Trial | None:
@@ -366,8 +495,8 @@ class Study:
                                "ORDER BY number LIMIT 1", (self._id,)).fetchone()
             if row is None:
                 return None
-            conn.execute("UPDATE trials SET status = 'running', started = ? WHERE id = ?",
-                         (_now(), row[0]))
+            conn.execute("UPDATE trials SET status = 'running', started = ?, owner = ?, "
+                         "heartbeat = ? WHERE id = ?", (_now(), self.owner, time.time(), row[0]))
         return self.trial(row[0])
 
     def take_queued(self, n: int) -> list[Trial]:
@@ -452,10 +581,15 @@ class Study:
 
     def _require(self, conn: sqlite3.Connection, trial_id: int,
                  statuses: Sequence[str]) -> tuple[str | None, str]:
-        row = conn.execute("SELECT status, started, paths FROM trials WHERE id = ? AND "
-                           "study_id = ?", (trial_id, self._id)).fetchone()
+        row = conn.execute("SELECT status, started, paths, owner, number FROM trials WHERE id = ? "
+                           "AND study_id = ?", (trial_id, self._id)).fetchone()
         if row is None:
             raise ValueError(f"study '{self.name}' has no trial with id {trial_id}")
+        queued_ok = row[0] == "queued" and "queued" in statuses
+        if self.leasing and set(statuses) <= {"running", "queued"} and row[3] != self.owner \
+                and not queued_ok:
+            raise LeaseLost(f"trial {row[4]} is no longer this process's: its lease expired "
+                            "and it was re-queued or taken over")
         if row[0] not in statuses:
             raise ValueError(f"trial {trial_id} is {row[0]}, expected {' or '.join(statuses)}")
         return row[1], row[2]

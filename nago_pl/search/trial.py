@@ -1,15 +1,18 @@
-"""Run one trial of a search: its hyper-parameters into the training config, train, tell."""
+"""One trial of a search: its hyper-parameters into the training config (a job), train it
+(in whatever process runs the job), record its outcome."""
 
 from __future__ import annotations
 
+import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from callbacks.study_reporter import PruningRule, StudyReporter
+from callbacks.study_reporter import ReportFn, StudyReporter
 from nago_pl.errors import NagoError
 from nago_pl.search.study import Study, Trial
 from nago_pl.space.generator import GeneratorConfig
@@ -61,24 +64,67 @@ def trial_config(base: DictConfig, params: Mapping[str, Any], seed: int,
     return cfg
 
 
-def run_trial(study: Study, trial: Trial, base: DictConfig, trials_dir: Path,
-              pruning: PruningRule | None,
-              on_epoch: Callable[[int], None] | None = None) -> Trial:
-    """Train ``trial`` and record the outcome; any exception marks it failed (with its error)
-    instead of propagating, so one bad trial never stops the search."""
-    run_dir = trials_dir / f"{trial.number:04d}"
-    study.set_paths(trial.id, {"run_dir": str(run_dir)})
-    reporter = StudyReporter(study, trial.id, study.objectives, pruning, on_epoch)
+@dataclass(frozen=True)
+class TrialJob:
+    """What a worker needs to train one trial; plain data, so it pickles to any process."""
+
+    trial_id: int
+    number: int
+    config: dict[str, Any]  # the resolved training config (hyper-parameters, seed, budget)
+    run_dir: str
+    epochs: int  # the epoch budget: reports at this epoch are final (never pruned)
+    memory_mb: float | None = None  # the training-memory estimate, to pack trials on a GPU
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What training one trial produced: ``complete``/``pruned`` with values, or ``failed``."""
+
+    status: str
+    values: dict[str, float] = field(default_factory=dict)
+    epochs: int | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+def trial_job(trial: Trial, base: DictConfig, trials_dir: Path, threads: int | None = None,
+              memory_mb: float | None = None) -> TrialJob:
+    """The job of ``trial``: its training config (``threads``: torch threads when the config
+    leaves them unset) and run directory ``trials_dir/<number>``."""
+    cfg = trial_config(base, trial.params, trial.seed, trial.budget)
+    cfg.tracking.trial, cfg.tracking.name = trial.number, f"trial-{trial.number:04d}"
+    if threads is not None and cfg.get("threads") is None:
+        cfg.threads = threads
+    return TrialJob(trial.id, trial.number, OmegaConf.to_container(cfg, resolve=True),
+                    str(trials_dir / f"{trial.number:04d}"), int(cfg.trainer.max_epochs),
+                    memory_mb)
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's per-Trainer banners out of a worker's output (one Trainer per trial)."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+
+
+def execute_trial(job: TrialJob, report: ReportFn) -> TrialOutcome:
+    """Train ``job``, sending each epoch's metrics through ``report`` (which answers whether to
+    go on). Any exception is the trial's failure (its error text), never the caller's."""
+    reporter = StudyReporter(report)
     try:
-        cfg = trial_config(base, trial.params, trial.seed, trial.budget)
-        cfg.tracking.trial, cfg.tracking.name = trial.number, f"trial-{trial.number:04d}"
-        result = train_architecture(cfg, run_dir, callbacks=[reporter])
+        result = train_architecture(OmegaConf.create(job.config), job.run_dir,
+                                    callbacks=[reporter])
     except Exception as err:  # noqa: BLE001 - isolation is the point
-        detail = "".join(traceback.format_exception_only(err)).strip()
-        return study.fail(trial.id, detail)
-    paths = {"architecture": str(run_dir / "architecture.json"),
+        return TrialOutcome("failed", error="".join(traceback.format_exception_only(err)).strip())
+    paths = {"architecture": str(Path(job.run_dir) / "architecture.json"),
              "checkpoint": str(result.checkpoint) if result.checkpoint else ""}
-    values = {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}
-    status = "pruned" if reporter.pruned else "complete"
-    return study.tell(trial.id, values, status=status, epochs=result.metrics["epochs"],
-                      paths=paths)
+    values = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
+    return TrialOutcome("pruned" if reporter.pruned else "complete", values,
+                        int(result.metrics["epochs"]), paths)
+
+
+def record_outcome(study: Study, trial_id: int, outcome: TrialOutcome) -> Trial:
+    """Store ``outcome`` as the result of the running trial ``trial_id``."""
+    if outcome.status == "failed":
+        return study.fail(trial_id, outcome.error or "failed")
+    return study.tell(trial_id, outcome.values, status=outcome.status, epochs=outcome.epochs,
+                      paths=outcome.paths)

@@ -1,0 +1,258 @@
+"""Parallel trials: executors (real subprocesses, a real local Ray), leases, faults, packing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from nago_pl.config import compose
+from nago_pl.errors import NagoError
+from nago_pl.search.executors.placement import GpuSlots, gpu_fraction
+from nago_pl.search.runner import run_search
+from nago_pl.search.space import NAGO_SPACE
+from nago_pl.search.study import LeaseLost, Objective, Study
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = [
+    "search.space.G1_nodes.high=4", "search.space.G2_nodes.high=2", "search.space.G3_nodes.high=4",
+    "network.param_limit=30000", "network.head_channels=64", "logger=none", "search=random",
+    "dataset.max_train_samples=400", "search.pruning.enabled=false", "trainer.max_epochs=4",
+]
+OBJS = [Objective("val_acc", "max")]
+
+
+def search_cli(run_dir: Path, *overrides: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "search.py", f"hydra.run.dir={run_dir}", *FAST,
+                             *overrides], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def rows(db: Path, query: str) -> list[tuple]:
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return conn.execute(query).fetchall()
+    except sqlite3.OperationalError:  # not created yet
+        return []
+
+
+def wait_for(condition: Callable[[], object], proc: subprocess.Popen | None = None,
+             timeout: float = 300) -> object:
+    """Poll ``condition`` until it is truthy (fail when ``proc`` ends first or on timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the search ended first: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.2)
+    pytest.fail("timed out waiting")
+
+
+def processes(match: Callable[[int, str], bool]) -> list[int]:
+    """Pids of the processes whose (parent pid, command line) match."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if match(parent, cmdline):
+            found.append(int(entry.name))
+    return found
+
+
+def workers_of(driver: int) -> list[int]:
+    return processes(lambda parent, cmd: parent == driver and "spawn_main" in cmd)
+
+
+def reported(db: Path, number: int) -> bool:
+    return bool(rows(db, "SELECT 1 FROM reports r JOIN trials t ON t.id = r.trial_id WHERE "
+                         f"t.number = {number} AND t.status = 'running'"))
+
+
+def trial_rows(db: Path) -> list[tuple]:
+    return rows(db, "SELECT number, status, params, seed, error FROM trials ORDER BY number")
+
+
+# ----------------------------------------------------------------------------- leases
+def test_only_expired_leases_are_requeued(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    first = Study.open(db, "s", NAGO_SPACE, OBJS)
+    cfg = first.space.sobol(3, 0)
+    alive = first.add_trial(cfg[0], seed=0)
+    stale = first.add_trial(cfg[1], seed=1)
+    dead = subprocess.run(  # a driver of this host killed before it finished its trial
+        [sys.executable, "-c", "import os, sys; from nago_pl.search.space import NAGO_SPACE; "
+         "from nago_pl.search.study import Objective, Study; "
+         f"s = Study.open({str(db)!r}, 's', NAGO_SPACE, [Objective('val_acc', 'max')]); "
+         "s.add_trial(s.space.sobol(3, 0)[2], seed=2); os._exit(0)"], cwd=ROOT, check=True)
+    assert dead.returncode == 0
+    with sqlite3.connect(db) as conn:  # a driver on another host that stopped beating
+        conn.execute("UPDATE trials SET owner = 'elsewhere:1:x', heartbeat = 0 WHERE id = ?",
+                     (stale.id,))
+    second = Study.open(db, "s", NAGO_SPACE, OBJS)
+    assert sorted(t.seed for t in second.requeued) == [1, 2]  # not the live owner's trial
+    assert second.trial(alive.id).status == "running"
+    taken = second.next_queued()
+    assert taken.owner == second.owner
+    with pytest.raises(LeaseLost, match="no longer this process's"):
+        first.tell(taken.id, {"val_acc": 0.5})  # not first's (any more)
+    first.tell(alive.id, {"val_acc": 0.7})
+    assert second.trial(alive.id).status == "complete"
+
+
+def test_a_study_file_from_before_leases_opens_and_requeues(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    Study.open(db, "s", NAGO_SPACE, OBJS).close()
+    with sqlite3.connect(db) as conn:  # the columns an older release did not have
+        conn.execute("ALTER TABLE trials DROP COLUMN owner")
+        conn.execute("ALTER TABLE trials DROP COLUMN heartbeat")
+        conn.execute("INSERT INTO trials (study_id, number, params, seed, status) VALUES "
+                     "(1, 0, '{}', 3, 'running')")
+    study = Study.open(db, "s", NAGO_SPACE, OBJS)
+    assert [t.seed for t in study.requeued] == [3] and study.trials()[0].status == "queued"
+
+
+# ----------------------------------------------------------------------------- packing
+def test_gpu_slots_pack_within_count_and_memory() -> None:
+    slots = GpuSlots([(0, 1000.0), (1, 1000.0)], trials_per_gpu=2)
+    assert [slots.place(i, 300) for i in range(4)] == [0, 1, 0, 1]  # round robin, 2 each
+    assert slots.place(4, 10) is None  # every device holds trials_per_gpu trials
+    slots.free(0)
+    assert slots.place(5, 600) is None  # 300 + 600 > 80% of 1000 on device 0
+    assert slots.place(6, 400) == 0
+    big = GpuSlots([(0, 1000.0), (1, 1000.0)], trials_per_gpu=3, order="free_memory")
+    assert big.place(0, 2000) == 0  # too large to share: alone on an empty device
+    assert big.place(1, 100) == 1 and big.place(2, 100) == 1
+    assert big.place(3, 10) == 1  # device 0 is full (its one trial needs all of it)
+    with pytest.raises(NagoError, match="gpu_order='fastest'"):
+        GpuSlots([(0, 1.0)], order="fastest")
+
+
+def test_ray_gpu_fraction_follows_the_memory_estimate() -> None:
+    assert gpu_fraction(None, None, 4) == 0.25
+    assert gpu_fraction(1000, 80_000, 4) == 0.25
+    assert gpu_fraction(30_000, 80_000, 4) == 0.5  # needs 47% of a device: two quarters
+    assert gpu_fraction(90_000, 80_000, 2) == 1.0
+
+
+# ----------------------------------------------------------------------------- settings
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["search.workers=2"], "search.workers=2: executor=local runs one trial at a time"),
+    (["executor=process", "search.workers=0"], "search.workers=0: must be an integer >= 1"),
+    (["executor=process", "executor.kind=threads"], "executor.kind='threads': allowed: local"),
+    (["executor=process", "executor.trials_per_gpu=0"], "executor.trials_per_gpu=0"),
+])
+def test_bad_executor_settings_stop_before_any_trial(tmp_path: Path, overrides: list[str],
+                                                     message: str) -> None:
+    with pytest.raises(NagoError, match=message):
+        run_search(compose("search", [*FAST, *overrides]), tmp_path, Console(quiet=True))
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_executor_ray_without_ray_names_the_extra(tmp_path: Path) -> None:
+    hide_ray = ("import runpy, sys; sys.modules['ray'] = None; sys.argv = sys.argv[1:]; "
+                "runpy.run_path('search.py', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", hide_ray, "search.py", f"hydra.run.dir={tmp_path}",
+                           *FAST, "executor=ray"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert "pip install -e .[ray]" in line
+
+
+# ----------------------------------------------------------------------------- faults
+@pytest.mark.slow
+def test_a_killed_worker_is_retried_then_failed_and_the_search_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    proc = search_cli(tmp_path, "executor=process", "search.trials=3", "search.max_retries=1")
+    killed = []
+    for _ in range(2):  # trial 1's worker, then its retry's worker
+        pid = wait_for(lambda: reported(db, 1) and [p for p in workers_of(proc.pid)
+                                                    if p not in killed], proc)[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    trials = trial_rows(db)
+    assert [t[0] for t in trials] == [0, 1, 2]
+    assert trials[1][1] == "failed" and "worker lost 2 time(s)" in trials[1][4]
+    assert "killed by SIGKILL" in trials[1][4]
+    assert trials[0][1] == trials[2][1] == "complete"
+    assert "retry 1/1" in out
+
+
+@pytest.mark.slow
+def test_driver_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    args = ("executor=process", "search.workers=2", "search.trials=4")
+    proc = search_cli(tmp_path, *args)
+    wait_for(lambda: reported(db, 1) or reported(db, 0), proc)
+    orphans = workers_of(proc.pid)
+    proc.kill()  # kill -9 of the driver alone: its workers become orphans
+    proc.communicate()
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() and
+                             "Z" not in (Path(f"/proc/{p}/stat").read_text().split()[2:3] or ["Z"])
+                             for p in orphans), timeout=60)
+    before = trial_rows(db)
+    reports = rows(db, "SELECT * FROM reports")
+    assert any(t[1] == "running" for t in before)
+    time.sleep(2)  # orphans are gone: nothing more is written
+    assert rows(db, "SELECT * FROM reports") == reports
+
+    proc = search_cli(tmp_path, *args)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "interrupted trial(s) will be re-run" in out
+    after = trial_rows(db)
+    assert [t[0] for t in after] == [0, 1, 2, 3]  # nothing lost, nothing duplicated
+    assert all(t[1] == "complete" for t in after)
+    for old, new in zip(before, after, strict=False):
+        assert old[2:4] == new[2:4]  # every trial (re-)ran with its params and seed
+        if old[1] == "complete":
+            assert old == new
+
+
+@pytest.mark.slow
+def test_two_drivers_on_one_study_share_the_trials(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    args = ("executor=process", "search.trials=5", "trainer.max_epochs=3")
+    first = search_cli(tmp_path, *args)
+    wait_for(lambda: reported(db, 0), first)
+    second = search_cli(tmp_path, *args)
+    outs = [p.communicate(timeout=600) for p in (first, second)]
+    for proc, (_, err) in zip((first, second), outs, strict=True):
+        assert proc.returncode == 0 and "Traceback" not in err, err
+    trials = trial_rows(db)
+    assert [t[0] for t in trials] == [0, 1, 2, 3, 4]
+    assert all(t[1] == "complete" for t in trials)
+    assert len({(t[2], t[3]) for t in trials}) == 5  # no trial trained twice
+    owners = {o.split(":")[1] for (o,) in rows(db, "SELECT owner FROM trials")}
+    assert owners <= {str(first.pid), str(second.pid)}
+
+
+@pytest.mark.slow
+def test_ray_search_retries_a_killed_task_and_finishes(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    proc = search_cli(tmp_path, "executor=ray", "search.workers=2", "search.trials=3")
+    tasks = wait_for(lambda: (reported(db, 0) or reported(db, 1)) and processes(
+        lambda parent, cmd: cmd.startswith("ray::trial-")), proc)
+    os.kill(tasks[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "its Ray task was lost" in out and "retry 1/1" in out
+    trials = trial_rows(db)
+    assert [t[0] for t in trials] == [0, 1, 2] and all(t[1] == "complete" for t in trials)
