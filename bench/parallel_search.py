@@ -2,7 +2,7 @@
 process and the Ray executors (torch 1 thread per trial): wall clock, speed-up, hypervolume.
 
     python bench/parallel_search.py [--trials 12] [--epochs 3] [--out /tmp/nago-parallel] \
-        [extra search.py overrides, e.g. network.param_limit=30000]
+        [--executors process ray] [extra search.py overrides, e.g. network.param_limit=30000]
 
 Each run is a fresh ``search.py`` process (its start-up and, for Ray, the local cluster's start
 are part of its time); the hypervolume is the study's after its last trial.
@@ -45,12 +45,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("/tmp/nago-parallel"))
+    parser.add_argument("--executors", nargs="+", choices=("process", "ray"),
+                        default=["process", "ray"])
     parser.add_argument("overrides", nargs="*", help="extra search.py overrides")
     args = parser.parse_args()
     print("| executor | workers | wall clock (s) | speed-up vs workers=1 | hypervolume |")
     print("|---|---|---|---|---|")
-    for executor in ("process", "ray"):
-        results = {w: run(executor, w, args.trials, args.epochs, args.out, args.overrides) for w in (1, 2)}
+    for executor in args.executors:
+        results = {w: run(executor, w, args.trials, args.epochs, args.out, args.overrides)
+                   for w in (1, 2)}
         for workers, (seconds, hv) in results.items():
             print(f"| {executor} | {workers} | {seconds:.0f} | {results[1][0] / seconds:.2f} | "
                   f"{hv:.4f} |", flush=True)
