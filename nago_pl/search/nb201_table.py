@@ -9,7 +9,6 @@ Strategies, Study and outputs are the same as for trained trials.
 from __future__ import annotations
 
 import csv
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from nago_pl.jsonfile import write_json
 from nago_pl.network.cost import count_flops
 from nago_pl.network.nb201 import Nb201Network, Nb201Spec
 from nago_pl.search.constraints import DataShape
-from nago_pl.search.executors.base import Done, Event, Executor, OnReport, Started
+from nago_pl.search.executors.base import OnReport
+from nago_pl.search.executors.local import InProcessExecutor
 from nago_pl.search.trial import TrialJob, TrialOutcome
 from nago_pl.space.nb201 import EDGES, OPS, Nb201Cell
 
@@ -109,23 +109,14 @@ class TableEvaluator:
                              "architecture": str(run_dir / "architecture.json")})
 
 
-class TableExecutor(Executor):
+class TableExecutor(InProcessExecutor):
     """The executor of ``evaluator=nb201_table``: answers each job from the table, in process."""
 
-    slots = 1
+    where = "table"
 
     def __init__(self, evaluator: TableEvaluator) -> None:
+        super().__init__()
         self.evaluator = evaluator
-        self._jobs: deque[TrialJob] = deque()
 
-    def submit(self, job: TrialJob) -> None:
-        self._jobs.append(job)
-
-    def wait(self, on_report: OnReport, timeout: float) -> list[Event]:
-        if not self._jobs:
-            return []
-        job = self._jobs.popleft()
-        return [Started(job.trial_id, "table"), Done(job.trial_id, self.evaluator.answer(job))]
-
-    def shutdown(self) -> None:
-        self._jobs.clear()
+    def run(self, job: TrialJob, on_report: OnReport) -> TrialOutcome:
+        return self.evaluator.answer(job)

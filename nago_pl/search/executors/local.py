@@ -1,20 +1,27 @@
-"""The in-process executor: one trial at a time in the search's own process (the default)."""
+"""In-process executors: one trial at a time in the search's own process (the default)."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import deque
 
 from nago_pl.search.executors.base import Done, Event, Executor, OnReport, Started
-from nago_pl.search.trial import TrialJob, execute_trial
+from nago_pl.search.trial import TrialJob, TrialOutcome, execute_trial
 
 
-class LocalExecutor(Executor):
-    """Trains each job in this process when :meth:`wait` is called, one after another."""
+class InProcessExecutor(Executor):
+    """Runs each job in this process when :meth:`wait` is called, one after another."""
 
     slots = 1
+    #: How a started job's place is shown.
+    where = "in-process"
 
     def __init__(self) -> None:
         self._jobs: deque[TrialJob] = deque()
+
+    @abstractmethod
+    def run(self, job: TrialJob, on_report: OnReport) -> TrialOutcome:
+        """The outcome of ``job`` (its reports answered by ``on_report``)."""
 
     def submit(self, job: TrialJob) -> None:
         self._jobs.append(job)
@@ -23,9 +30,14 @@ class LocalExecutor(Executor):
         if not self._jobs:
             return []
         job = self._jobs.popleft()
-        outcome = execute_trial(job, lambda epoch, metrics: on_report(job.trial_id, epoch,
-                                                                      metrics))
-        return [Started(job.trial_id, "in-process"), Done(job.trial_id, outcome)]
+        return [Started(job.trial_id, self.where), Done(job.trial_id, self.run(job, on_report))]
 
     def shutdown(self) -> None:
         self._jobs.clear()
+
+
+class LocalExecutor(InProcessExecutor):
+    """Trains each job in this process."""
+
+    def run(self, job: TrialJob, on_report: OnReport) -> TrialOutcome:
+        return execute_trial(job, lambda epoch, metrics: on_report(job.trial_id, epoch, metrics))
