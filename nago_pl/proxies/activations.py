@@ -75,9 +75,9 @@ def zen(net: nn.Module, batch: Batch, seed: int = 0) -> float:
     norms = [m for m in shadow.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         raise Unscorable("zen needs BatchNorm layers (their variance rescales the score)")
-    _gaussian_init(shadow)
-    pools = [m for m in shadow.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
     generator = torch.Generator(device=batch[0].device).manual_seed(seed)
+    _gaussian_init(shadow, generator)
+    pools = [m for m in shadow.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
     shape, device = batch[0].shape, batch[0].device
     x = torch.randn(shape, generator=generator, device=device)
     mixed = x + ZEN_MIXUP * torch.randn(shape, generator=generator, device=device)
@@ -108,12 +108,12 @@ def zen(net: nn.Module, batch: Batch, seed: int = 0) -> float:
     return math.log(float(delta)) + sum(0.5 * math.log(float(v)) for v in bn_variances)
 
 
-def _gaussian_init(net: nn.Module) -> None:
+def _gaussian_init(net: nn.Module, generator: torch.Generator) -> None:
     """Zen-NAS's initialisation: N(0, 1) conv/linear weights, zero biases, identity BatchNorm."""
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, nn.Conv2d | nn.Linear):
-                nn.init.normal_(module.weight)
+                module.weight.normal_(generator=generator)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:

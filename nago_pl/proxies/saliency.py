@@ -34,7 +34,7 @@ def _weight_grads(net: nn.Module, batch: Batch, loss: Loss,
     inputs, targets = batch
     value = loss(net(inputs), targets)
     if not torch.isfinite(value):
-        raise Unscorable(f"the loss is not finite ({float(value)})")
+        raise Unscorable(f"the loss is not finite ({value.item()})")
     grads = torch.autograd.grad(value, weights, allow_unused=True, create_graph=create_graph)
     return weights, _checked(list(grads), "gradient")
 
@@ -89,7 +89,7 @@ def fisher(net: nn.Module, batch: Batch, loss: Loss = F.cross_entropy) -> float:
         inputs, targets = batch
         value = loss(shadow(inputs), targets)
         if not torch.isfinite(value):
-            raise Unscorable(f"the loss is not finite ({float(value)})")
+            raise Unscorable(f"the loss is not finite ({value.item()})")
         value.backward()
     finally:
         for handle in handles:
