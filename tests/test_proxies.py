@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ SIZE_PROXIES = {"params", "flops"}
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> object:
+def one_thread() -> Iterator[None]:
     """One intra-op thread: these tiny networks run slower (and fight other jobs) with more."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -85,6 +86,12 @@ def test_none_only_cell_is_nan_with_a_logged_reason(caplog: pytest.LogCaptureFix
             assert math.isnan(value), name
             assert f"proxy {name}: NaN" in caplog.text
     assert "does not depend on" in caplog.text
+
+
+def test_zen_skips_batchnorm_on_a_dead_branch() -> None:
+    # node 1 is 'none', so the convs reading it see zeros: their BN has zero batch variance
+    dead = "|none~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+    assert math.isfinite(score("zen", small_nb201(Nb201Cell.from_string(dead)), small_batch()))
 
 
 def plain_net(*body: nn.Module) -> nn.Sequential:

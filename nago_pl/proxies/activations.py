@@ -70,7 +70,8 @@ def nwot(net: nn.Module, batch: Batch) -> float:
 @proxy("zen")
 def zen(net: nn.Module, batch: Batch, seed: int = 0) -> float:
     """Zen-score: with Gaussian weights and Gaussian inputs x, log E_n Σ|f(x) - f(x + γε)| of the
-    pre-global-pooling features f, plus Σ over BatchNorm layers of log √(mean batch variance)."""
+    pre-global-pooling features f, plus Σ over BatchNorm layers of log √(mean batch variance)
+    (the batch statistics Zen-NAS's running variance tracks)."""
     shadow = scratch_copy(net)
     norms = [m for m in shadow.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -103,9 +104,9 @@ def zen(net: nn.Module, batch: Batch, seed: int = 0) -> float:
     if not delta > 0:
         raise Unscorable("the features do not change with the input (e.g. a cell of only "
                          "'none' edges)")
-    if not all(v > 0 for v in bn_variances):
-        raise Unscorable("a BatchNorm layer sees a constant input (zero variance)")
-    return math.log(float(delta)) + sum(0.5 * math.log(float(v)) for v in bn_variances)
+    # a BatchNorm on a constant input (a dead branch, e.g. after a 'none' edge) carries no
+    # signal and adds nothing (with Zen-NAS's running variance it would add log √0.9 ≈ -0.05)
+    return math.log(float(delta)) + sum(0.5 * math.log(float(v)) for v in bn_variances if v > 0)
 
 
 def _gaussian_init(net: nn.Module, generator: torch.Generator) -> None:
