@@ -54,7 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="score only this many cells (seeded)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the cell subset and weights")
+    parser.add_argument("--batch-seed", type=int, help="seeds the batch (default: --seed)")
     parser.add_argument("--proxies", nargs="+", choices=list(PROXIES), default=list(PROXIES))
     parser.add_argument("--save", type=Path, help="write every score to this JSON file")
     args = parser.parse_args()
@@ -64,7 +65,8 @@ def main() -> None:
     keys = sorted(table)
     if args.limit:
         keys = sorted(random.Random(args.seed).sample(keys, args.limit))
-    batch = cifar10_batch(args.batch_size, args.seed)
+    batch_seed = args.seed if args.batch_seed is None else args.batch_seed
+    batch = cifar10_batch(args.batch_size, batch_seed)
     ours: dict[str, list[float]] = {name: [] for name in args.proxies}
     seconds = dict.fromkeys(args.proxies, 0.0)
     start = time.perf_counter()
@@ -82,7 +84,7 @@ def main() -> None:
         args.save.write_text(json.dumps({"keys": keys, "scores": ours}))
 
     accuracy = [table[k]["val_accuracy"] for k in keys]
-    print(f"\n{len(keys)} cells, batch {args.batch_size} (seed {args.seed}), {total:.0f} s\n")
+    print(f"\n{len(keys)} cells, batch {args.batch_size} (seed {batch_seed}), {total:.0f} s\n")
     print("| proxy | ours vs NASLib | ours vs val acc | NASLib vs val acc | NaN | s / cell |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, scores in ours.items():
