@@ -1,0 +1,160 @@
+"""Zero-cost proxies: finite scores on NB201 and HNAG networks, the network left as it was, NaN
+with a logged reason for networks a proxy cannot score, NaN-last ranking, agreement with NASLib."""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import math
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nago_pl.network import build_network
+from nago_pl.network.nb201 import Nb201Network, Nb201Spec
+from nago_pl.proxies import PROXIES, best_first, score, spearman
+from nago_pl.space import GeneratorConfig, sample
+from nago_pl.space.nb201 import Nb201Cell
+
+NASLIB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nas-bench-201" \
+    / "naslib_zc_nasbench201_491archs.json"
+BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+SIZE_PROXIES = {"params", "flops"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: these tiny networks run slower (and fight other jobs) with more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_batch(size: int = 8, image: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(size, 3, image, image, generator=gen), torch.randint(0, 10, (size,), generator=gen)
+
+
+def small_nb201(cell: Nb201Cell) -> Nb201Network:
+    torch.manual_seed(0)
+    return Nb201Network(cell, Nb201Spec(3, 10, 16, channels=4, cells_per_stage=1))
+
+
+def small_hnag() -> nn.Module:
+    torch.manual_seed(0)
+    return build_network(sample(GeneratorConfig(), 0), in_channels=3, num_classes=10, image_size=16,
+                         param_limit=60_000, head_channels=32)
+
+
+@pytest.mark.parametrize("kind", ["nb201", "hnag"])
+def test_every_proxy_is_finite_and_leaves_the_network_as_it_was(kind: str) -> None:
+    net = small_nb201(Nb201Cell.from_string(BEST)) if kind == "nb201" else small_hnag()
+    net.eval()
+    net.head[-1].train()  # a mixed mode must survive too
+    modes = [m.training for m in net.modules()]
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    batch = small_batch()
+    for name in PROXIES:
+        value = score(name, net, batch)
+        assert isinstance(value, float) and math.isfinite(value), (kind, name, value)
+    assert [m.training for m in net.modules()] == modes
+    after = net.state_dict()
+    assert all(torch.equal(state[k], after[k]) for k in state)
+    assert all(p.grad is None for p in net.parameters())
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # synflow's double undone
+
+
+def test_scores_are_deterministic() -> None:
+    net, batch = small_nb201(Nb201Cell.from_string(BEST)), small_batch()
+    assert [score(n, net, batch) for n in PROXIES] == [score(n, net, batch) for n in PROXIES]
+
+
+def test_none_only_cell_is_nan_with_a_logged_reason(caplog: pytest.LogCaptureFixture) -> None:
+    net, batch = small_nb201(Nb201Cell(("none",) * 6)), small_batch()
+    with caplog.at_level(logging.WARNING, logger="nago_pl.proxies.registry"):
+        values = {name: score(name, net, batch) for name in PROXIES}
+    for name, value in values.items():
+        if name in SIZE_PROXIES:
+            assert math.isfinite(value)
+        else:
+            assert math.isnan(value), name
+            assert f"proxy {name}: NaN" in caplog.text
+    assert "does not depend on" in caplog.text
+
+
+def test_zen_skips_batchnorm_on_a_dead_branch() -> None:
+    # node 1 is 'none', so the convs reading it see zeros: their BN has zero batch variance
+    dead = "|none~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+    assert math.isfinite(score("zen", small_nb201(Nb201Cell.from_string(dead)), small_batch()))
+
+
+def plain_net(*body: nn.Module) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *body, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 10))
+
+
+def test_zen_without_batchnorm_is_nan(caplog: pytest.LogCaptureFixture) -> None:
+    net = plain_net(nn.ReLU())
+    with caplog.at_level(logging.WARNING):
+        assert math.isnan(score("zen", net, small_batch()))
+    assert "BatchNorm" in caplog.text
+    assert math.isfinite(score("nwot", net, small_batch()))
+    assert math.isfinite(score("flops", net, small_batch()))  # no ``spec``: counted on the batch
+
+
+def test_nwot_without_relu_is_nan(caplog: pytest.LogCaptureFixture) -> None:
+    net = plain_net(nn.BatchNorm2d(8), nn.Tanh())
+    with caplog.at_level(logging.WARNING):
+        assert math.isnan(score("nwot", net, small_batch()))
+    assert "no nn.ReLU" in caplog.text
+    assert math.isfinite(score("zen", net, small_batch()))
+
+
+@pytest.mark.parametrize("name", ["snip", "grasp", "fisher", "grad_norm", "jacov"])
+def test_non_finite_weights_give_nan(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    net = plain_net(nn.BatchNorm2d(8), nn.ReLU())
+    with torch.no_grad():
+        net[-1].weight[0, 0] = math.inf
+    with caplog.at_level(logging.WARNING):
+        assert math.isnan(score(name, net, small_batch()))
+    assert "not finite" in caplog.text or "non-finite" in caplog.text
+
+
+def test_a_custom_loss_is_used() -> None:
+    net, batch = small_nb201(Nb201Cell.from_string(BEST)), small_batch()
+
+    def summed(out: torch.Tensor, _targets: torch.Tensor) -> torch.Tensor:
+        return out.sum()
+
+    assert score("snip", net, batch, summed) != score("snip", net, batch)
+    with pytest.raises(KeyError, match="unknown proxy"):
+        score("nope", net, batch)
+
+
+def test_ranking_puts_nan_last() -> None:
+    assert best_first([1.0, math.nan, 3.0, -5.0]) == [2, 0, 3, 1]
+    assert spearman([1.0, 2.0, math.nan], [2.0, 3.0, 1.0]) == pytest.approx(1.0)
+    assert spearman([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+
+
+@pytest.mark.skipif(not NASLIB.is_file(), reason=f"{NASLIB} absent (shared data)")
+def test_synflow_and_params_rank_20_cells_like_naslib() -> None:
+    table = json.loads(NASLIB.read_text())["nasbench201"]["cifar10"]
+    keys = random.Random(0).sample(sorted(table), 20)
+    batch = (torch.zeros(1, 3, 32, 32), torch.zeros(1, dtype=torch.long))  # synflow reads the shape
+    ours: dict[str, list[float]] = {"synflow": [], "params": []}
+    for key in keys:
+        torch.manual_seed(0)
+        net = Nb201Network(Nb201Cell.from_naslib(ast.literal_eval(key)), Nb201Spec(3, 10, 32))
+        for name in ours:
+            ours[name].append(score(name, net, batch))
+    # the same architecture gives exactly NASLib's parameter count (its JSON is in millions)
+    assert [round(p / 1e6, 6) for p in ours["params"]] == [table[k]["params"] for k in keys]
+    assert spearman(ours["synflow"], [table[k]["synflow"] for k in keys]) >= 0.95
