@@ -246,11 +246,15 @@ def test_two_drivers_on_one_study_share_the_trials(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ray_search_retries_a_killed_task_and_finishes(tmp_path: Path) -> None:
+    """A killed task is retried; a killed mailbox actor (what Ray's memory monitor does under
+    memory pressure) is restarted and the search finishes."""
     db = tmp_path / "study.db"
     proc = search_cli(tmp_path, "executor=ray", "search.workers=2", "search.trials=3")
     tasks = wait_for(lambda: (reported(db, 0) or reported(db, 1)) and processes(
         lambda parent, cmd: cmd.startswith("ray::trial-")), proc)
+    (mailbox,) = processes(lambda parent, cmd: cmd.startswith("ray::Mailbox"))
     os.kill(tasks[0], signal.SIGKILL)
+    os.kill(mailbox, signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert "its Ray task was lost" in out and "retry 1/1" in out

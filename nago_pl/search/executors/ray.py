@@ -3,7 +3,8 @@
 Each trial is one task with ``num_cpus`` / ``num_gpus`` resources (a fraction of a GPU to pack
 several per device). A task reports each epoch to a mailbox actor owned by the driver and waits
 for the driver's answer (continue or prune); only the driver writes the Study. When the driver
-dies its mailbox and tasks die with it, so orphaned tasks stop at their next report.
+dies its mailbox and tasks die with it, so orphaned tasks stop at their next report; a mailbox
+killed while its driver lives (Ray's memory monitor) is restarted and its calls are retried.
 """
 
 from __future__ import annotations
@@ -94,7 +95,10 @@ class RayExecutor(Executor):
         self._num_cpus = num_cpus
         self._num_gpus = num_gpus
         self._gpu_fraction = gpu_fraction
-        self._mailbox = ray.remote(num_cpus=0)(Mailbox).remote()
+        # restarted if killed (e.g. by Ray's memory monitor): calls to it are retried, a
+        # report lost with it is sent again; it still dies with the driver that owns it
+        self._mailbox = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(
+            Mailbox).remote()
         self._task = ray.remote(max_retries=0)(run_ray_trial)
         self._refs: dict[Any, int] = {}
 
