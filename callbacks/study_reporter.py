@@ -29,7 +29,8 @@ class StudyReporter(L.Callback):
     """After each validation epoch, send ``val_acc``/``val_loss`` (and, in the first report, the
     network's ``params``/``flops`` from :class:`ModelStats`) through ``report``, which stores them
     in the Study (directly, or through the driver of a worker process) and applies the pruning
-    rule; a rejected trial stops at the end of the epoch and :attr:`pruned` is set. A NaN/inf
+    rule; a rejected trial stops at the end of the epoch and :attr:`pruned` is set. Under DDP
+    only rank zero reports, and every rank follows its answer. A NaN/inf
     validation loss is stopped before this reporter sees it
     (:class:`~callbacks.divergence.DivergenceCheck`, which every training runs first)."""
 
@@ -45,7 +46,10 @@ class StudyReporter(L.Callback):
                    "val_loss": float(trainer.callback_metrics["val/loss"])}
         if epoch == 1:
             metrics.update(_model_stats(trainer))
-        keep = self.report(epoch, metrics)
+        # DDP: rank zero reports (every rank holds the same synced metrics) and its answer
+        # reaches every rank, so a trial is pruned as a whole
+        keep = self.report(epoch, metrics) if trainer.is_global_zero else True
+        keep = bool(trainer.strategy.broadcast(keep, src=0))
         if not keep and epoch < (trainer.max_epochs or 0):
             self.pruned = True
             trainer.should_stop = True

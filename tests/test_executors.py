@@ -12,14 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from rich.console import Console
 
 from nago_pl.config import compose
 from nago_pl.errors import NagoError
+from nago_pl.search import RandomSearch, SearchSpace
 from nago_pl.search.executors.placement import GpuSlots, gpu_fraction
-from nago_pl.search.runner import run_search
+from nago_pl.search.executors.ranks import execute_ranked_trial
+from nago_pl.search.runner import run_search, trial_base_config
 from nago_pl.search.space import NAGO_SPACE
 from nago_pl.search.study import LeaseLost, Objective, Study
+from nago_pl.search.trial import trial_job
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = [
@@ -129,17 +133,29 @@ def test_a_study_file_from_before_leases_opens_and_requeues(tmp_path: Path) -> N
 # ----------------------------------------------------------------------------- packing
 def test_gpu_slots_pack_within_count_and_memory() -> None:
     slots = GpuSlots([(0, 1000.0), (1, 1000.0)], trials_per_gpu=2)
-    assert [slots.place(i, 300) for i in range(4)] == [0, 1, 0, 1]  # round robin, 2 each
+    assert [slots.place(i, 300) for i in range(4)] == [[0], [1], [0], [1]]  # round robin
     assert slots.place(4, 10) is None  # every device holds trials_per_gpu trials
     slots.free(0)
     assert slots.place(5, 600) is None  # 300 + 600 > 80% of 1000 on device 0
-    assert slots.place(6, 400) == 0
+    assert slots.place(6, 400) == [0]
     big = GpuSlots([(0, 1000.0), (1, 1000.0)], trials_per_gpu=3, order="free_memory")
-    assert big.place(0, 2000) == 0  # too large to share: alone on an empty device
-    assert big.place(1, 100) == 1 and big.place(2, 100) == 1
-    assert big.place(3, 10) == 1  # device 0 is full (its one trial needs all of it)
+    assert big.place(0, 2000) == [0]  # too large to share: alone on an empty device
+    assert big.place(1, 100) == [1] and big.place(2, 100) == [1]
+    assert big.place(3, 10) == [1]  # device 0 is full (its one trial needs all of it)
     with pytest.raises(NagoError, match="gpu_order='fastest'"):
         GpuSlots([(0, 1.0)], order="fastest")
+
+
+def test_gpu_slots_give_a_ddp_trial_empty_devices_of_its_own() -> None:
+    slots = GpuSlots([(0, 1000.0), (1, 1000.0), (2, 1000.0)], trials_per_gpu=4)
+    assert slots.place(0, 10) == [0]
+    assert slots.place(1, 10, count=2) == [1, 2]
+    assert slots.place(2, 10, count=2) is None  # only device 0 has room, and it is shared
+    assert slots.place(3, 10) == [0]  # single-device trials still share device 0
+    slots.free(1)
+    assert slots.place(2, 10, count=2) == [1, 2]
+    with pytest.raises(NagoError, match="asks for 4 GPUs; the search has 3"):
+        slots.place(4, 10, count=4)
 
 
 def test_ray_gpu_fraction_follows_the_memory_estimate() -> None:
@@ -155,6 +171,8 @@ def test_ray_gpu_fraction_follows_the_memory_estimate() -> None:
     (["executor=process", "search.workers=0"], "search.workers=0: must be an integer >= 1"),
     (["executor=process", "executor.kind=threads"], "executor.kind='threads': allowed: local"),
     (["executor=process", "executor.trials_per_gpu=0"], "executor.trials_per_gpu=0"),
+    (["trainer.strategy=ddp", "trainer.devices=2"],
+     "need a worker of their own; use executor=process or executor=ray"),
 ])
 def test_bad_executor_settings_stop_before_any_trial(tmp_path: Path, overrides: list[str],
                                                      message: str) -> None:
@@ -260,3 +278,63 @@ def test_ray_search_retries_a_killed_task_and_finishes(tmp_path: Path) -> None:
     assert "its Ray task was lost" in out and "retry 1/1" in out
     trials = trial_rows(db)
     assert [t[0] for t in trials] == [0, 1, 2] and all(t[1] == "complete" for t in trials)
+
+
+# ----------------------------------------------------------------------------- DDP trials
+DDP = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
+
+
+def rank_processes() -> list[int]:
+    return processes(lambda parent, cmd: "nago_pl.search.executors.ranks" in cmd)
+
+
+def test_a_ddp_trial_reports_from_rank_zero_and_is_pruned_as_a_whole(tmp_path: Path) -> None:
+    """Two gloo processes train one trial; rank 0 alone reports, and its "stop" ends both."""
+    cfg = compose("search", [*FAST, *DDP])
+    space = OmegaConf.to_container(cfg.search.space, resolve=True)
+    study = Study.open(":memory:", "s", space, OBJS)
+    trial = RandomSearch(SearchSpace.from_config(space), OBJS, seed=1).ask(study)[0]
+    job = trial_job(trial, trial_base_config(cfg, "trial"), tmp_path, threads=1)
+    assert job.ranks == 2
+    reports: list[int] = []
+
+    def report(epoch: int, metrics: dict[str, float]) -> bool:
+        reports.append(epoch)
+        return epoch < 2
+
+    outcome = execute_ranked_trial(job, report)
+    assert outcome.status == "pruned", outcome.error
+    assert outcome.epochs == 2 and reports == [1, 2]
+    assert 0 < outcome.values["val_acc"] <= 1 and outcome.values["params"] > 0
+    assert not rank_processes()  # rank 1 ended with it
+
+
+@pytest.mark.slow
+def test_a_search_of_ddp_trials_retries_one_whose_rank_was_killed(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    proc = search_cli(tmp_path, "executor=process", "search.trials=2", "search.max_retries=1",
+                      *DDP)
+    rank = wait_for(lambda: reported(db, 0) and rank_processes(), proc)[0]
+    os.kill(rank, signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "retry 1/1" in out
+    trials = trial_rows(db)
+    assert [t[:2] for t in trials] == [(0, "complete"), (1, "complete")]
+    for number in (0, 1):  # one report per epoch: rank 1 never reports
+        epochs = rows(db, "SELECT r.epoch FROM reports r JOIN trials t ON t.id = r.trial_id "
+                          f"WHERE t.number = {number} ORDER BY r.epoch")
+        assert [e for (e,) in epochs] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_ray_runs_ddp_trials_one_after_another(tmp_path: Path) -> None:
+    """Ray reuses its worker processes: a second DDP trial must not inherit the first one's
+    process group (whose other rank is gone)."""
+    db = tmp_path / "study.db"
+    proc = search_cli(tmp_path, "executor=ray", "search.trials=2", "trainer.max_epochs=2", *DDP)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    trials = trial_rows(db)
+    assert [t[:2] for t in trials] == [(0, "complete"), (1, "complete")], trials
+    assert len(rows(db, "SELECT * FROM reports")) == 4

@@ -31,7 +31,7 @@ from nago_pl.search.report import (
 from nago_pl.search.settings import result_settings
 from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
-from nago_pl.search.trial import config_path, trial_config
+from nago_pl.search.trial import config_path, trial_config, trial_ranks
 from nago_pl.training.run import train_architecture
 
 #: What every trial reports (per epoch or once) and a search may optimise.
@@ -121,10 +121,10 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
     ``cfg.search.max_minutes`` have passed, or ``stop()`` (asked before new trials) is true.
     Trials run on ``cfg.executor``, ``cfg.search.workers`` at once."""
     settings = cfg.search
-    if "ddp" in str(cfg.trainer.strategy):
-        raise NagoError(f"trainer.strategy={cfg.trainer.strategy}: search.py trains each trial "
-                        "on one device; multi-process strategies (ddp) are for train.py (e.g. "
-                        "retraining a found architecture); use trainer=gpu")
+    if trial_ranks(cfg.trainer) > 1 and cfg.executor.kind == "local":
+        raise NagoError(f"trainer.strategy={cfg.trainer.strategy} in a search: a trial's DDP "
+                        "processes need a worker of their own; use executor=process or "
+                        "executor=ray (or trainer=gpu: one device per trial)")
     validate_search(cfg)
     base = trial_base_config(cfg, "trial")
     table = None

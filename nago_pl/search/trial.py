@@ -74,11 +74,37 @@ class TrialJob:
     run_dir: str
     epochs: int  # the epoch budget: reports at this epoch are final (never pruned)
     memory_mb: float | None = None  # the training-memory estimate, to pack trials on a GPU
+    ranks: int = 1  # DDP processes (devices) the trial trains on
+
+
+#: Lightning strategies that start their own processes: a trial's ranks are started for it.
+SELF_LAUNCHING = ("spawn", "fork", "notebook")
+
+
+def trial_ranks(trainer: Mapping[str, Any]) -> int:
+    """How many DDP processes one trial trains on: ``trainer.devices`` with a ``ddp``
+    strategy (an explicit count, on one machine), else 1."""
+    strategy = str(trainer.get("strategy") or "auto")
+    if "ddp" not in strategy:
+        return 1
+    if any(word in strategy for word in SELF_LAUNCHING):
+        raise NagoError(f"trainer.strategy={strategy}: a search starts each trial's DDP "
+                        "processes itself; use trainer.strategy=ddp")
+    devices = trainer.get("devices")
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise NagoError(f"trainer.devices={devices}: a DDP trial in a search needs a device "
+                        "count per trial, e.g. trainer.devices=2")
+    if int(trainer.get("num_nodes") or 1) != 1:
+        raise NagoError(f"trainer.num_nodes={trainer.get('num_nodes')}: a search trial runs on "
+                        "one machine (its executor spreads trials over machines)")
+    return devices
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """What training one trial produced: ``complete``/``pruned`` with values, or ``failed``."""
+    """What training one trial produced: ``complete``/``pruned`` with values, or ``failed``
+    (the trial's own error), or ``lost`` (a process of a DDP trial died: the executor retries
+    it, as for a dead worker)."""
 
     status: str
     values: dict[str, float] = field(default_factory=dict)
@@ -97,7 +123,7 @@ def trial_job(trial: Trial, base: DictConfig, trials_dir: Path, threads: int | N
         cfg.threads = threads
     return TrialJob(trial.id, trial.number, OmegaConf.to_container(cfg, resolve=True),
                     str(trials_dir / f"{trial.number:04d}"), int(cfg.trainer.max_epochs),
-                    memory_mb)
+                    memory_mb, trial_ranks(cfg.trainer))
 
 
 def quiet_lightning() -> None:

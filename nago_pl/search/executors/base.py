@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,21 @@ class Lost:
 
 
 Event = Started | Done | Lost
+
+
+def ended(trial_id: int, outcome: TrialOutcome) -> Done | Lost:
+    """The event of a job that returned ``outcome``: Lost when one of its processes died
+    (status ``lost``, a DDP rank), else Done."""
+    if outcome.status == "lost":
+        return Lost(trial_id, outcome.error or "one of its processes died")
+    return Done(trial_id, outcome)
+
+
+def exit_reason(code: int | None) -> str:
+    """A process's exit code in words (``killed by SIGKILL``, ``exit code 1``)."""
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 class Executor(ABC):

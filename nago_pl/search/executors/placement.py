@@ -30,7 +30,8 @@ class GpuSlots:
     """Which device a trial runs on: at most ``trials_per_gpu`` trials per device whose memory
     estimates (``memory_mb``) fit together; ``order`` picks among the devices that fit, in turn
     (``round_robin``) or the one with the most free memory (``free_memory``). A trial too large
-    to share a device runs alone on an empty one."""
+    to share a device runs alone on an empty one; a multi-device (DDP) trial gets empty devices
+    to itself."""
 
     def __init__(self, devices: list[tuple[int, float]], trials_per_gpu: int = 1,
                  order: str = "round_robin") -> None:
@@ -48,8 +49,19 @@ class GpuSlots:
         """How many trials can run at once (when all fit)."""
         return len(self.devices) * self.trials_per_gpu
 
-    def place(self, trial_id: int, memory_mb: float) -> int | None:
-        """The device index for ``trial_id`` (now holding it), or None when none has room."""
+    def place(self, trial_id: int, memory_mb: float, count: int = 1) -> list[int] | None:
+        """The device indices (``count`` of them) for ``trial_id``, now holding it, or None
+        when there is no room yet."""
+        if count > 1:
+            if count > len(self.devices):
+                raise NagoError(f"a trial asks for {count} GPUs; the search has "
+                                f"{len(self.devices)} (executor.gpus)")
+            empty = [d for d in self.devices if not d.trials]
+            if len(empty) < count:
+                return None
+            for device in empty[:count]:
+                device.trials[trial_id] = math.inf  # its whole memory: nothing shares it
+            return [d.index for d in empty[:count]]
         fits = [d for d in self.devices if not d.trials or (
             len(d.trials) < self.trials_per_gpu and memory_mb <= d.free_mb())]
         if not fits:
@@ -62,7 +74,7 @@ class GpuSlots:
             chosen = next(d for d in ring if d in fits)
             self._next = (self.devices.index(chosen) + 1) % n
         chosen.trials[trial_id] = memory_mb
-        return chosen.index
+        return [chosen.index]
 
     def free(self, trial_id: int) -> None:
         """Forget ``trial_id`` (it ended)."""

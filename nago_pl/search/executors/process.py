@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from collections import deque
@@ -13,19 +12,21 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from nago_pl.search.executors.base import Done, Event, Executor, Lost, OnReport, Started
+from nago_pl.search.executors.base import Event, Executor, Lost, OnReport, Started, ended, exit_reason
 from nago_pl.search.executors.placement import GpuSlots
-from nago_pl.search.trial import TrialJob, TrialOutcome, execute_trial, quiet_lightning
+from nago_pl.search.executors.ranks import execute_ranked_trial
+from nago_pl.search.trial import TrialJob, TrialOutcome, quiet_lightning
 
 #: How often a worker checks that the driver that started it is still alive.
 ORPHAN_CHECK_SECONDS = 0.5
 
 
-def _worker(conn: Connection, job: TrialJob, device: int | None, parent: int) -> None:
-    """A worker process: train ``job`` on ``device``, report through ``conn``; exit at once
-    when the driver is gone (an orphan must not keep training or writing)."""
-    if device is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
+def _worker(conn: Connection, job: TrialJob, devices: list[int] | None, parent: int) -> None:
+    """A worker process: train ``job`` on ``devices`` (one per DDP rank), report through
+    ``conn``; exit at once when the driver is gone (an orphan must not keep training or
+    writing)."""
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
     quiet_lightning()
 
     def watch_parent() -> None:
@@ -39,7 +40,7 @@ def _worker(conn: Connection, job: TrialJob, device: int | None, parent: int) ->
         conn.send(("report", epoch, metrics))
         return bool(conn.recv())
 
-    outcome = execute_trial(job, report)
+    outcome = execute_ranked_trial(job, report)
     conn.send(("done", outcome))
     conn.close()
 
@@ -53,7 +54,8 @@ class _Running:
 
 class ProcessExecutor(Executor):
     """Up to ``workers`` trials at once, each in a fresh (spawned) process; with ``gpus``, each
-    trial gets one device from ``gpus`` (one process sees only that device)."""
+    trial gets one device from ``gpus`` (one process sees only that device), or one per DDP
+    rank (:mod:`.ranks`)."""
 
     def __init__(self, workers: int, gpus: GpuSlots | None = None) -> None:
         self.slots = workers if gpus is None else min(workers, gpus.slots)
@@ -69,19 +71,20 @@ class ProcessExecutor(Executor):
         events: list[Event] = []
         while self._queue and len(self._running) < self.slots:
             job = self._queue[0]
-            device = None
+            devices = None
             if self._gpus is not None:
-                device = self._gpus.place(job.trial_id, job.memory_mb or 0.0)
-                if device is None:
-                    break  # waits for a trial to end and free memory
+                devices = self._gpus.place(job.trial_id, job.memory_mb or 0.0, job.ranks)
+                if devices is None:
+                    break  # waits for a trial to end and free memory or devices
             self._queue.popleft()
             ours, theirs = self._context.Pipe()
             process = self._context.Process(target=_worker, name=f"trial-{job.number}",
-                                            args=(theirs, job, device, os.getpid()))
+                                            args=(theirs, job, devices, os.getpid()))
             process.start()
             theirs.close()
             self._running[job.trial_id] = _Running(job, process, ours)
-            where = f"pid {process.pid}" + ("" if device is None else f" · cuda:{device}")
+            where = f"pid {process.pid}" + ("" if devices is None else
+                                            f" · cuda:{','.join(map(str, devices))}")
             events.append(Started(job.trial_id, where))
         return events
 
@@ -112,13 +115,13 @@ class ProcessExecutor(Executor):
                 else:
                     self._end(run)
                     outcome: TrialOutcome = message[1]
-                    return Done(trial_id, outcome)
+                    return ended(trial_id, outcome)
         except (EOFError, OSError):
             pass  # the pipe broke: the process died
         if run.process.is_alive():
             return None
         self._end(run)
-        return Lost(trial_id, f"its worker process died ({_exit_reason(run.process.exitcode)})")
+        return Lost(trial_id, f"its worker process died ({exit_reason(run.process.exitcode)})")
 
     def _end(self, run: _Running) -> None:
         run.process.join(timeout=30)
@@ -133,8 +136,3 @@ class ProcessExecutor(Executor):
             run.process.kill()
             self._end(run)
 
-
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"

@@ -1,10 +1,12 @@
 """Trials as Ray tasks: on a local Ray started by the search, or on a cluster (``address``).
 
 Each trial is one task with ``num_cpus`` / ``num_gpus`` resources (a fraction of a GPU to pack
-several per device). A task reports each epoch to a mailbox actor owned by the driver and waits
-for the driver's answer (continue or prune); only the driver writes the Study. When the driver
-dies its mailbox and tasks die with it, so orphaned tasks stop at their next report; a mailbox
-killed while its driver lives (Ray's memory monitor) is restarted and its calls are retried.
+several per device; a DDP trial of g ranks asks for g times the CPUs and g whole GPUs on one
+node and starts its other ranks there, :mod:`.ranks`). A task reports each epoch to a mailbox
+actor owned by the driver and waits for the driver's answer (continue or prune); only the
+driver writes the Study. When the driver dies its mailbox and tasks die with it, so orphaned
+tasks stop at their next report; a mailbox killed while its driver lives (Ray's memory
+monitor) is restarted and its calls are retried.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from types import ModuleType
 from typing import Any
 
 from nago_pl.errors import NagoError
-from nago_pl.search.executors.base import Done, Event, Executor, Lost, OnReport, Started
-from nago_pl.search.trial import TrialJob, TrialOutcome, execute_trial, quiet_lightning
+from nago_pl.search.executors.base import Event, Executor, Lost, OnReport, Started, ended
+from nago_pl.search.executors.ranks import execute_ranked_trial
+from nago_pl.search.trial import TrialJob, TrialOutcome, quiet_lightning
 
 #: The folder holding ``nago_pl`` and ``callbacks``: on the workers' path of a local Ray.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -71,7 +74,7 @@ def run_ray_trial(job: TrialJob, mailbox: Any) -> TrialOutcome:
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         return bool(ray.get(mailbox.report.remote(job.trial_id, epoch, metrics)))
 
-    return execute_trial(job, report)
+    return execute_ranked_trial(job, report)
 
 
 class RayExecutor(Executor):
@@ -104,7 +107,9 @@ class RayExecutor(Executor):
 
     def submit(self, job: TrialJob) -> None:
         gpus = self._gpu_fraction(job) if self._gpu_fraction is not None else self._num_gpus
-        ref = self._task.options(num_cpus=self._num_cpus, num_gpus=gpus,
+        if job.ranks > 1:
+            gpus = job.ranks if gpus else 0
+        ref = self._task.options(num_cpus=self._num_cpus * job.ranks, num_gpus=gpus,
                                  name=f"trial-{job.number}").remote(job, self._mailbox)
         self._refs[ref] = job.trial_id
 
@@ -122,7 +127,7 @@ class RayExecutor(Executor):
         for ref in ready:
             trial_id = self._refs.pop(ref)
             try:
-                events.append(Done(trial_id, ray.get(ref)))
+                events.append(ended(trial_id, ray.get(ref)))
             except ray.exceptions.RayError as err:
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 events.append(Lost(trial_id, f"its Ray task was lost ({type(err).__name__}: "
