@@ -80,6 +80,26 @@ def test_mobo_beats_random_on_branin_currin() -> None:
     assert mobo > max(random)
 
 
+def test_mobo_refits_its_gps_only_as_the_observations_grow(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import nago_pl.search.strategies.mobo as mobo_module
+
+    fitted_on: list[int] = []
+    real_fit = mobo_module.fit_gpytorch_mll
+
+    def counting_fit(mll, **kwargs):  # noqa: ANN001, ANN003, ANN202 - BoTorch's signature
+        fitted_on.append(mll.model.models[0].train_inputs[0].shape[0])
+        return real_fit(mll, **kwargs)
+
+    monkeypatch.setattr(mobo_module, "fit_gpytorch_mll", counting_fit)
+    run_branin_currin(MOBO, 0, 16, 1, n_init=4, refit_growth=1.5)
+    # one proposal per trial from 4 observations on; a fit once they grew 1.5x since the last
+    assert fitted_on == [4, 6, 9, 14]
+    fitted_on.clear()
+    run_branin_currin(MOBO, 0, 8, 1, n_init=4, refit_growth=1.0)
+    assert fitted_on == [4, 5, 6, 7]
+
+
 def test_mobo_pending_points_and_batches_are_distinct() -> None:
     study = Study.open(":memory:", "m", NAGO_SPACE, OBJS)
     mobo = MOBO(NAGO, OBJS, seed=0, n_init=6)
@@ -224,6 +244,8 @@ def test_make_strategy() -> None:
         make_strategy("mobo", space=NAGO, objectives=OBJS, n_initial=3)
     with pytest.raises(NagoError, match="fidelity_kernel must be one of product, linear_truncated"):
         make_strategy("mobo", space=NAGO, objectives=OBJS, fidelity_kernel="rbf")
+    with pytest.raises(NagoError, match="refit_growth must be a number >= 1, got 0.5"):
+        make_strategy("mobo", space=NAGO, objectives=OBJS, refit_growth=0.5)
     with pytest.raises(NagoError, match="eta >= 2"):
         make_strategy("bohb", space=NAGO, objectives=OBJS, eta=1)
     with pytest.raises(NagoError, match="non-negative integer"):

@@ -105,12 +105,15 @@ def product_kernel(d: int, cat_dims: Sequence[int] = ()) -> Kernel:
 
 
 def fit_curve_models(datasets: Sequence[CurveData], fidelity_kernel: str,
-                     cat_dims: Sequence[int] = ()) -> Model:
+                     cat_dims: Sequence[int] = (),
+                     hyperparameters: Sequence[dict[str, Tensor]] | None = None) -> Model:
     """One GP per objective on ``(θ, fidelity)`` inputs: static objectives (all at fidelity 1)
     get a ``SingleTaskGP`` with its default kernel; learned ones the ``fidelity_kernel``:
     "product" (:func:`product_kernel`) or "linear_truncated" (BoTorch's
     ``SingleTaskMultiFidelityGP``; see BENCHMARKS.md for how the two compare). With categorical
-    inputs (``cat_dims``) every GP uses :func:`theta_kernel` over θ."""
+    inputs (``cat_dims``) every GP uses :func:`theta_kernel` over θ. With ``hyperparameters``
+    (:func:`gp_hyperparameters` of an earlier model of the same objectives) the GPs take them
+    as they are and only condition on the data (no fit)."""
     gps = []
     for data in datasets:
         d = data.X.shape[-1] - 1
@@ -125,10 +128,22 @@ def fit_curve_models(datasets: Sequence[CurveData], fidelity_kernel: str,
             gps.append(SingleTaskGP(data.X, data.Y, covar_module=product_kernel(d, cat_dims),
                                     outcome_transform=Standardize(m=1)))
     model: Model = gps[0] if len(gps) == 1 else ModelListGP(*gps)
+    if hyperparameters is not None:
+        for gp, values in zip(gps, hyperparameters, strict=True):
+            gp.load_state_dict(values, strict=False)
+        return model.eval()
     mll = (ExactMarginalLogLikelihood(model.likelihood, model) if len(gps) == 1
            else SumMarginalLogLikelihood(model.likelihood, model))
     fit_gpytorch_mll(mll)
     return model
+
+
+def gp_hyperparameters(model: Model) -> list[dict[str, Tensor]]:
+    """The (raw) hyperparameters of each GP of ``model``, detached: for
+    :func:`fit_curve_models`."""
+    gps = model.models if isinstance(model, ModelListGP) else [model]
+    return [{name: value.detach().clone() for name, value in gp.named_parameters()}
+            for gp in gps]
 
 
 def make_acquisition(model: Model, X: Tensor, ref_point: Tensor,
@@ -284,13 +299,16 @@ class MOBO:
     ``seed``, may be trained; infeasible ones are never proposed.
     ``num_restarts``/``raw_samples``/``mc_samples``/``maxiter`` trade proposal quality for time;
     ``num_threads`` is the torch thread count while proposing (None: leave it alone).
+    The GPs' hyperparameters are fitted (ML-II) when the observations have grown by the factor
+    ``refit_growth`` since the last fit in this process (1.0: every proposal); in between the
+    GPs keep them and condition on the new data (BENCHMARKS.md: "Refitting the GPs").
     """
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], seed: int = 0, *,
                  n_init: int | None = None, fidelity_kernel: str = "product",
                  max_early_points: int | None = None,
                  num_restarts: int = 8, raw_samples: int = 256, mc_samples: int = 128,
-                 maxiter: int = 100, num_threads: int | None = 1,
+                 maxiter: int = 100, num_threads: int | None = 1, refit_growth: float = 1.2,
                  feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
         self.space = space
         self.objectives = list(objectives)
@@ -313,6 +331,11 @@ class MOBO:
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.mc_samples, self.maxiter = mc_samples, maxiter
         self.num_threads = num_threads
+        if isinstance(refit_growth, bool) or not isinstance(refit_growth, int | float) \
+                or not refit_growth >= 1:
+            raise NagoError(f"mobo: refit_growth must be a number >= 1, got {refit_growth!r}")
+        self.refit_growth = float(refit_growth)
+        self._fitted: tuple[int, list[dict[str, Tensor]]] | None = None
         self.feasible = feasible
 
     def early_point_cap(self, n_trials: int) -> int:
@@ -320,6 +343,14 @@ class MOBO:
         if self.max_early_points is not None:
             return self.max_early_points
         return min(n_trials // 2, MAX_EARLY_POINTS)
+
+    def _kept_hyperparameters(self, n_observed: int) -> list[dict[str, Tensor]] | None:
+        """The last fit's hyperparameters while ``n_observed`` is below ``refit_growth`` times
+        what that fit saw; None when it is time to fit."""
+        if self._fitted is None:
+            return None
+        n_fitted, values = self._fitted
+        return values if n_fitted <= n_observed < self.refit_growth * n_fitted else None
 
     def _feasible_at(self, first_trial: int) -> Callable[[int, dict[str, Any]], bool] | None:
         """``feasible`` for the ``i``-th config of an ask whose first new trial is
@@ -358,7 +389,11 @@ class MOBO:
         taken = self.space.to_unit([t.params for t in study.trials()])  # failed ones too
         rng_seed = trial_seed(self.seed, start + n_sobol, stream=1)
         with manual_seed(rng_seed), torch_threads(self.num_threads):
-            model = fit_curve_models(datasets, self.fidelity_kernel, self.space.choice_dims)
+            kept = self._kept_hyperparameters(len(params))
+            model = fit_curve_models(datasets, self.fidelity_kernel, self.space.choice_dims,
+                                     kept)
+            if kept is None:
+                self._fitted = (len(params), gp_hyperparameters(model))
             acqf = make_acquisition(model, X, study.reference_point(),
                                     None if X_pending is None else _at_full_fidelity(X_pending),
                                     self.mc_samples)
