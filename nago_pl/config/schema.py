@@ -190,6 +190,9 @@ class SearchSettings:
     baseline: bool = True       # trial 0: the generator/network config's own values
     min_width: int = 4          # channels every cell must reach at its parameter budget
     constraints: list[str] = field(default_factory=list)  # e.g. "params <= 5e6", "latency_ms <= 10"
+    prescreen: int = 0          # >= 2: proxy-score this many candidates per proposal, train the best
+    prescreen_proxy: str = "nwot"  # the zero-cost proxy that scores them (nago_pl.proxies)
+    prescreen_batch: int = 64   # images the proxy sees
     pruning: PruningConfig = field(default_factory=PruningConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     wandb_sweep: bool = False   # trials trained by W&B sweep agents (needs a W&B server)

@@ -163,6 +163,8 @@ def validate_search(cfg: DictConfig) -> None:
     check_int(cfg, "search.final.samples", 1)
     check_int(cfg, "search.final.max_epochs", 1, optional=True)
     check_int(cfg, "search.min_width", 1)
+    check_int(cfg, "search.prescreen", 0)
+    check_int(cfg, "search.prescreen_batch", 1)
     check_number(cfg, "search.max_minutes", 0, low_open=True, optional=True)
     evaluator = _value(cfg, "evaluator.name")
     if evaluator not in EVALUATORS:

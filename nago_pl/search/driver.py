@@ -38,13 +38,15 @@ class Budget:
 
 
 class SearchDriver:
-    """Runs the trials of ``study`` proposed by ``strategy`` on ``executor``."""
+    """Runs the trials of ``study`` proposed by ``strategy`` on ``executor`` (each first
+    through ``prescreen``, which may swap it for a better candidate)."""
 
     def __init__(self, study: Study, strategy: Strategy, executor: Executor, base: DictConfig,
                  trials_dir: Path, pruning: PruningRule | None, max_retries: int,
                  batch_size: int, console: Console, threads: int | None = None,
                  memory_mb: Callable[[Trial], float] | None = None,
-                 on_failure: Callable[[Study], None] | None = None) -> None:
+                 on_failure: Callable[[Study], None] | None = None,
+                 prescreen: Callable[[Study, Trial], Trial] | None = None) -> None:
         self.study = study
         self.strategy = strategy
         self.executor = executor
@@ -57,6 +59,7 @@ class SearchDriver:
         self.threads = threads
         self.memory_mb = memory_mb
         self.on_failure = on_failure
+        self.prescreen = prescreen
         self.running: dict[int, TrialJob] = {}  # trial id -> job, of this driver
         self.retries: dict[int, int] = {}
         self.progress: SearchProgress | None = None
@@ -106,7 +109,7 @@ class SearchDriver:
             self.study.withdraw(trial.id)
             batch.remove(trial)
         for trial in sorted(batch, key=lambda t: t.number):
-            self._submit(trial)
+            self._submit(trial if self.prescreen is None else self.prescreen(self.study, trial))
 
     def _submit(self, trial: Trial) -> None:
         memory = self.memory_mb(trial) if self.memory_mb is not None else None

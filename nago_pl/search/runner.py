@@ -17,11 +17,12 @@ from callbacks.study_reporter import PruningRule
 from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
 from nago_pl.jsonfile import write_json
-from nago_pl.search.constraints import FeasibilityCheck
+from nago_pl.search.constraints import DataShape, FeasibilityCheck
 from nago_pl.search.driver import Budget, SearchDriver
 from nago_pl.search.executors import make_executor
 from nago_pl.search.nb201_table import Nb201Table, TableEvaluator, TableExecutor
 from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
+from nago_pl.search.prescreen import Prescreen, proxy_batch
 from nago_pl.search.report import (
     front_table,
     plot_hypervolume,
@@ -148,7 +149,8 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
             pruning, int(settings.max_retries), int(settings.batch_size), console,
             threads=int(cfg.executor.cpus_per_trial) if parallel else None,
             memory_mb=(lambda t: feasible.memory_mb(t.seed, t.params)) if packing else None,
-            on_failure=check_systematic_failure)
+            on_failure=check_systematic_failure,
+            prescreen=make_prescreen(cfg, study, base, shape, feasible))
         deadline = None if settings.max_minutes is None else \
             time.monotonic() + 60 * float(settings.max_minutes)
         try:
@@ -156,6 +158,17 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
         finally:
             study.release()  # trials left unfinished (an error, Ctrl-C): re-run by the next driver
     return study
+
+
+def make_prescreen(cfg: DictConfig, study: Study, base: DictConfig, shape: DataShape,
+                   feasible: FeasibilityCheck) -> Prescreen | None:
+    """The prescreen of ``search.prescreen`` candidates per proposal (None when below 2)."""
+    candidates = int(cfg.search.prescreen)
+    if candidates < 2:
+        return None
+    batch = proxy_batch(cfg, int(cfg.search.prescreen_batch))
+    return Prescreen(study.space, base, shape, batch, candidates,
+                     str(cfg.search.prescreen_proxy), feasible)
 
 
 def write_outputs(study: Study, run_dir: Path, console: Console) -> list[dict[str, Any]]:

@@ -572,6 +572,20 @@ class Study:
                 conn.execute("DELETE FROM reports WHERE trial_id = ?", (trial_id,))
                 conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
 
+    def revise(self, trial_id: int, params: Mapping[str, Any], seed: int,
+               info: Mapping[str, Any]) -> Trial:
+        """Change what a running trial of this process will train (before it started
+        training: e.g. prescreening swapped it for a better candidate)."""
+        self.space.to_unit([params])  # validates: every searched name, in range
+        with self._tx() as conn:
+            self._require(conn, trial_id, ("running",))
+            if conn.execute("SELECT 1 FROM reports WHERE trial_id = ?", (trial_id,)).fetchone():
+                raise ValueError(f"trial {trial_id} has reports: it trains already")
+            conn.execute("UPDATE trials SET params = ?, seed = ?, info = ? WHERE id = ?",
+                         (json.dumps({**self.space.fixed, **params}), int(seed),
+                          json.dumps(dict(info)), trial_id))
+        return self.trial(trial_id)
+
     def set_paths(self, trial_id: int, paths: Mapping[str, str]) -> None:
         """Merge ``paths`` (arch JSON, checkpoint, run dir...) into the trial's paths."""
         with self._tx() as conn:
