@@ -4,11 +4,14 @@ Every (strategy, seed) searches the 6 categorical edges of the NB201 cell, maxim
 table's 200-epoch test accuracy and minimising the network's parameters (log), for ``--trials``
 trials. ``mobo`` and ``random`` are the project's strategies (in-memory Study, ask/tell);
 ``mobo-refit-every`` is mobo fitting its GPs at every proposal (``refit_growth=1``);
-``tpe`` and ``gp`` are Optuna's TPESampler and GPSampler (multi-objective) on the same table.
+``<strategy>-prescreen`` runs ``search.prescreen`` (``--prescreen`` candidates per proposal,
+scored by ``--proxy`` on ``--prescreen-batch`` CIFAR-10 training images); ``tpe`` and ``gp`` are Optuna's
+TPESampler and GPSampler (multi-objective) on the same table.
 Regret = 94.37 % minus the best accuracy found; hypervolume of (accuracy, -log params) against
 (10 %, log 1.6e6). Prints markdown tables of mean ± std at every ``--every`` trials.
 
     python bench/nb201_table.py --strategies random tpe gp mobo --seeds 0 1 2 --trials 50
+    python bench/nb201_table.py --strategies random random-prescreen --prescreen 8 --proxy nwot
 """
 
 from __future__ import annotations
@@ -23,10 +26,15 @@ from pathlib import Path
 import optuna
 import torch
 from omegaconf import OmegaConf
+from zero_cost_proxies import cifar10_batch
 
+from nago_pl.config import compose
 from nago_pl.search import MOBO, Objective, RandomSearch, SearchSpace, Study
+from nago_pl.search.constraints import DataShape
 from nago_pl.search.nb201_table import Nb201Table, TableEvaluator
 from nago_pl.search.pareto import hypervolume_curve
+from nago_pl.search.prescreen import Prescreen
+from nago_pl.search.runner import trial_base_config
 from nago_pl.space.nb201 import OPS, Nb201Cell
 
 TABLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nas-bench-201" / \
@@ -53,18 +61,32 @@ class Lookup:
         return self.table.accuracy[cell.to_string()], float(self.costs.costs(cell)[0])
 
 
-def run_ours(name: str, seed: int, trials: int, lookup: Lookup) -> list[tuple[float, float]]:
+def run_ours(name: str, seed: int, trials: int, lookup: Lookup,
+             prescreen: Prescreen | None = None) -> list[tuple[float, float]]:
     space = SearchSpace.from_config(SPACE)
     study = Study.open(":memory:", "b", SPACE, OBJECTIVES)
-    strategy = MOBO(space, OBJECTIVES, seed=seed, **MOBO_VARIANTS[name]) \
-        if name in MOBO_VARIANTS else RandomSearch(space, OBJECTIVES, seed=seed)
+    inner = name.removesuffix("-prescreen")
+    strategy = MOBO(space, OBJECTIVES, seed=seed, **MOBO_VARIANTS[inner]) \
+        if inner in MOBO_VARIANTS else RandomSearch(space, OBJECTIVES, seed=seed)
     out = []
     for _ in range(trials):
         trial = strategy.ask(study, 1)[0]
+        if name.endswith("-prescreen") and prescreen is not None:
+            trial = prescreen(study, trial)
         acc, params = lookup(trial.params)
         study.tell(trial.id, {"val_acc": acc, "params": params})
         out.append((acc, params))
     return out
+
+
+def make_prescreen(candidates: int, proxy: str, images: int) -> Prescreen:
+    """``search.prescreen`` as a search on the table would run it, on ``images`` CIFAR-10
+    training images."""
+    cfg = compose("search", ["space=nb201", "evaluator=nb201_table", "dataset=cifar10",
+                             "dataset.root=unused"])
+    batch = cifar10_batch(images, seed=0)
+    return Prescreen(SearchSpace.from_config(SPACE), trial_base_config(cfg, "trial"),
+                     DataShape(3, 10, 32), batch, candidates, proxy)
 
 
 def run_optuna(name: str, seed: int, trials: int, lookup: Lookup) -> list[tuple[float, float]]:
@@ -97,17 +119,25 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--prescreen", type=int, default=8,
+                        help="candidates per proposal of the *-prescreen strategies")
+    parser.add_argument("--proxy", default="nwot", help="their zero-cost proxy")
+    parser.add_argument("--prescreen-batch", type=int, default=64, help="images the proxy sees")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("linear_operator").setLevel(logging.ERROR)
     lookup = Lookup()
+    prescreen = make_prescreen(args.prescreen, args.proxy, args.prescreen_batch) \
+        if any(n.endswith("-prescreen") for n in args.strategies) else None
     marks = list(range(args.every, args.trials + 1, args.every))
     rows = {}
     for name in args.strategies:
         runs, started = [], time.perf_counter()
         for seed in args.seeds:
-            run = run_ours if name in (*MOBO_VARIANTS, "random") else run_optuna
-            runs.append(curves(run(name, seed, args.trials, lookup)))
+            if name.removesuffix("-prescreen") in (*MOBO_VARIANTS, "random"):
+                runs.append(curves(run_ours(name, seed, args.trials, lookup, prescreen)))
+            else:
+                runs.append(curves(run_optuna(name, seed, args.trials, lookup)))
         rows[name] = (runs, (time.perf_counter() - started) / len(args.seeds))
     for title, k, fmt in (("regret of the best cell (pp of CIFAR-10 test accuracy)", 0, ".2f"),
                           ("hypervolume (accuracy x -log params)", 1, ".4f")):

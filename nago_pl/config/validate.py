@@ -165,6 +165,12 @@ def validate_search(cfg: DictConfig) -> None:
     check_int(cfg, "search.min_width", 1)
     check_int(cfg, "search.prescreen", 0)
     check_int(cfg, "search.prescreen_batch", 1)
+    proxy = _value(cfg, "search.prescreen_proxy")
+    if int(_value(cfg, "search.prescreen")) >= 2:
+        from nago_pl.proxies import PROXIES
+
+        if proxy not in PROXIES:
+            raise NagoError(f"search.prescreen_proxy={proxy!r}: allowed: {', '.join(PROXIES)}")
     check_number(cfg, "search.max_minutes", 0, low_open=True, optional=True)
     evaluator = _value(cfg, "evaluator.name")
     if evaluator not in EVALUATORS:
