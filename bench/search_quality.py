@@ -1,6 +1,7 @@
 """The answer a search gives, per method, at equal wall clock: nago's mobo (with and without
 pruning), random search (with and without pruning), Optuna's GPSampler (multi-objective) and
-Optuna's TPESampler + MedianPruner (val_acc), all driving the same training function.
+Optuna's TPESampler + MedianPruner (val_acc), all driving the same training function; and mobo
+with ``search.prescreen=8`` (8 candidates per proposal, scored by NASWOT, the best trains).
 
 One run = one (dataset, method, seed) with a wall-clock budget; each writes a JSON record of its
 trials into ``--out``. ``--report`` then prints one markdown table over every record found:
@@ -59,6 +60,7 @@ NAGO_METHODS = {
     "mobo-no-pruning": ["search=mobo", "search.pruning.enabled=false"],
     "random": ["search=random"],
     "random-no-pruning": ["search=random", "search.pruning.enabled=false"],
+    "mobo-prescreen": ["search=mobo", "search.prescreen=8"],
 }
 OPTUNA_METHODS = ("optuna-gp", "optuna-tpe-median")
 REF_ACC = 0.2
