@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install --quiet torch==2.13.0; fi
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	# BoTorch JIT-builds its fused qLogNEHVI kernel on first use (about a minute): do it here,
+	# not in the first search (without a C++ compiler BoTorch warns and uses Python).
+	$(PY) -c "import botorch.acquisition.multi_objective.logei as m; getattr(m, '_try_load_fused_kernel', lambda: None)()"
 	touch $@
 
 search: setup  ## run a NAGO search (defaults: digits on CPU); extra Hydra overrides in ARGS

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from nago_pl.config import compose
 from nago_pl.errors import NagoError
 from nago_pl.search import BOHB, MOBO, Objective, RandomSearch, SearchSpace, Study
+from nago_pl.search.strategies.mobo import hamming_neighbours
 from nago_pl.search.trial import trial_config
 
 MIXED = {"x": {"type": "float", "low": 0.0, "high": 1.0},
@@ -105,6 +106,25 @@ def test_mobo_all_categorical_space_uses_local_search() -> None:
                      n_init=4, **FAST), config, objective, 16)
     assert max(t.values["score"] for t in study.trials()) >= -1
     assert len({tuple(t.params.values()) for t in study.trials()}) == 16, "no repeats"
+
+
+def test_hamming_neighbours_move_one_choice_to_each_other_value() -> None:
+    """Mixed space (a float, two choices of 3 and 4 values): each point gets 2 + 3 distinct
+    neighbours, each differing from it in exactly one choice and never in the float."""
+    space = SearchSpace.from_config({"x": {"type": "float", "low": 0.0, "high": 1.0},
+                                     "a": {"type": "choice", "values": ["p", "q", "r"]},
+                                     "b": {"type": "choice", "values": [1, 2, 3, 4]}})
+    points = space.round_unit(torch.rand(5, space.dim, dtype=torch.float64,
+                                         generator=torch.Generator().manual_seed(0)))
+    centres = {j: space.choice_centres(j) for j in space.choice_dims}
+    neighbours = hamming_neighbours(points, centres)
+    assert neighbours.shape == (5, 5, space.dim)
+    for point, moved in zip(points, neighbours, strict=True):
+        differs = moved != point
+        assert (differs.sum(dim=-1) == 1).all()
+        assert not differs[:, 0].any(), "the ordered coordinate never moves"
+        assert len({tuple(row.tolist()) for row in moved}) == 5
+        assert space.round_unit(moved).equal(moved), "every neighbour is a valid config"
 
 
 def test_linear_truncated_refused_with_choices() -> None:

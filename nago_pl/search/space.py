@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import torch
@@ -118,11 +119,18 @@ class Param:
 
     def bin_edges(self) -> Tensor:
         """Unit-interval edges of the integer bins (``n_values + 1`` increasing points)."""
+        return torch.tensor(self._unit_edges, dtype=torch.float64)
+
+    @cached_property
+    def _unit_edges(self) -> tuple[float, ...]:
         offsets = torch.arange(self.n_values + 1, dtype=torch.float64) + (self.low - 0.5)
         a, b = self._edges()
         edges = ((offsets.log() if self.log else offsets) - a) / (b - a)
         edges[0], edges[-1] = 0.0, 1.0
-        return edges
+        return tuple(edges.tolist())
+
+    def _bin_centre(self, i: int) -> float:
+        return (self._unit_edges[i] + self._unit_edges[i + 1]) / 2
 
     def encode(self, value: Any) -> float:
         """Unit coordinate of ``value`` (the bin centre for integers and choices)."""
@@ -132,8 +140,7 @@ class Param:
             if index is None:
                 raise NagoError(f"parameter '{self.name}': {value!r} is not one of "
                                 f"{list(self.values)}")
-            edges = self.bin_edges()
-            return float((edges[index] + edges[index + 1]) / 2)
+            return self._bin_centre(index)
         if not _is_number(value):
             raise NagoError(f"parameter '{self.name}': expected a number, got {value!r}")
         if not self.low <= value <= self.high:
@@ -142,9 +149,7 @@ class Param:
         if self.kind == "int":
             if not float(value).is_integer():
                 raise NagoError(f"parameter '{self.name}' is an int, got {value!r}")
-            edges = self.bin_edges()
-            i = int(value) - int(self.low)
-            return float((edges[i] + edges[i + 1]) / 2)
+            return self._bin_centre(int(value) - int(self.low))
         a, b = self._edges()
         return ((math.log(value) if self.log else value) - a) / (b - a)
 

@@ -210,22 +210,35 @@ def optimize_restarts(acqf: AcquisitionFunction, space: SearchSpace, *, num_rest
         scores = acqf(pool[:, None, :])
         top = scores.argsort(descending=True)[:num_restarts]
         points, values = pool[top], scores[top]
+        moving = torch.ones(points.shape[0], dtype=torch.bool)
         for _ in range(LOCAL_SEARCH_STEPS):
-            moves = []
-            for j in cat_dims:
-                for centre in centres[j]:
-                    moved = points.clone()
-                    moved[:, j] = centre
-                    moves.append(moved)
-            neighbours = torch.stack(moves, dim=1)  # r x moves x d
+            # only restarts that moved last step can improve; their Hamming-1 neighbours
+            neighbours = hamming_neighbours(points[moving], centres)  # r' x moves x d
             scores = acqf(neighbours.reshape(-1, 1, space.dim)).reshape(neighbours.shape[:2])
             best, index = scores.max(dim=1)
-            better = best > values
-            if not better.any():
+            better = best > values[moving]
+            rows = moving.nonzero().squeeze(-1)[better]
+            points[rows] = neighbours[better, index[better]]
+            values[rows] = best[better]
+            moving[:] = False
+            moving[rows] = True
+            if not moving.any():
                 break
-            points[better] = neighbours[better, index[better]]
-            values = torch.where(better, best, values)
     return points, values
+
+
+def hamming_neighbours(points: Tensor, centres: dict[int, list[float]]) -> Tensor:
+    """``r x moves x d``: each of the ``r`` points with one categorical dimension ``j`` (a key
+    of ``centres``, whose values are ``centres[j]``) moved to each of its other values."""
+    moves = []
+    for j, values in centres.items():
+        column = torch.tensor(values, dtype=points.dtype).expand(points.shape[0], -1)
+        other = ~torch.isclose(column, points[:, j:j + 1])
+        others = column[other].reshape(points.shape[0], -1)  # r x (k - 1)
+        moved = points[:, None, :].repeat(1, others.shape[1], 1)
+        moved[:, :, j] = others
+        moves.append(moved)
+    return torch.cat(moves, dim=1)
 
 
 def propose(acqf: AcquisitionFunction, space: SearchSpace, k: int, taken: Tensor,
