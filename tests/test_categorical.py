@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from nago_pl.config import compose
 from nago_pl.errors import NagoError
 from nago_pl.search import BOHB, MOBO, Objective, RandomSearch, SearchSpace, Study
-from nago_pl.search.strategies.mobo import hamming_neighbours
+from nago_pl.search.strategies.mobo import MemoisedScores, hamming_neighbours
 from nago_pl.search.trial import trial_config
 
 MIXED = {"x": {"type": "float", "low": 0.0, "high": 1.0},
@@ -125,6 +125,21 @@ def test_hamming_neighbours_move_one_choice_to_each_other_value() -> None:
         assert not differs[:, 0].any(), "the ordered coordinate never moves"
         assert len({tuple(row.tolist()) for row in moved}) == 5
         assert space.round_unit(moved).equal(moved), "every neighbour is a valid config"
+
+
+def test_memoised_scores_evaluate_each_distinct_point_once() -> None:
+    asked: list[int] = []
+
+    def acqf(X: torch.Tensor) -> torch.Tensor:  # b x 1 x d -> b
+        asked.append(X.shape[0])
+        return X[:, 0, :].sum(dim=-1) ** 2
+
+    score = MemoisedScores(acqf)
+    points = torch.tensor([[0.1, 0.3], [0.5, 0.7], [0.1, 0.3], [0.9, 0.1]], dtype=torch.float64)
+    assert score(points).tolist() == acqf(points[:, None, :]).tolist()
+    assert asked == [3, 4], "the repeated row was scored once"
+    again = score(torch.cat([points[1:2], torch.tensor([[0.2, 0.2]], dtype=torch.float64)]))
+    assert asked[-1] == 1 and again.tolist() == [pytest.approx(1.44), pytest.approx(0.16)]
 
 
 def test_linear_truncated_refused_with_choices() -> None:

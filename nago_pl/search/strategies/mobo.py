@@ -204,17 +204,18 @@ def optimize_restarts(acqf: AcquisitionFunction, space: SearchSpace, *, num_rest
                                fixed_features=dict(zip(cat_dims, combo, strict=True)))
                  for combo in combos]
         return (torch.cat([c[:, 0, :] for c, _ in found]), torch.cat([v for _, v in found]))
+    score = MemoisedScores(acqf)
     with torch.no_grad():
         pool = space.round_unit(torch.rand(raw_samples, space.dim, generator=gen,
                                            dtype=torch.float64))
-        scores = acqf(pool[:, None, :])
+        scores = score(pool)
         top = scores.argsort(descending=True)[:num_restarts]
         points, values = pool[top], scores[top]
         moving = torch.ones(points.shape[0], dtype=torch.bool)
         for _ in range(LOCAL_SEARCH_STEPS):
             # only restarts that moved last step can improve; their Hamming-1 neighbours
             neighbours = hamming_neighbours(points[moving], centres)  # r' x moves x d
-            scores = acqf(neighbours.reshape(-1, 1, space.dim)).reshape(neighbours.shape[:2])
+            scores = score(neighbours.reshape(-1, space.dim)).reshape(neighbours.shape[:2])
             best, index = scores.max(dim=1)
             better = best > values[moving]
             rows = moving.nonzero().squeeze(-1)[better]
@@ -225,6 +226,25 @@ def optimize_restarts(acqf: AcquisitionFunction, space: SearchSpace, *, num_rest
             if not moving.any():
                 break
     return points, values
+
+
+class MemoisedScores:
+    """``acqf`` values of snapped points (``n x d`` -> ``n``), each distinct point evaluated once:
+    a Hamming-1 search meets the same points again (the moved coordinate's other values, and
+    restarts that reach the same basin). Exact because the MC acquisition's base samples are
+    fixed, so a point's value does not depend on the batch it is scored in."""
+
+    def __init__(self, acqf: AcquisitionFunction) -> None:
+        self.acqf = acqf
+        self.seen: dict[bytes, float] = {}
+
+    def __call__(self, points: Tensor) -> Tensor:
+        keys = [row.numpy().tobytes() for row in points]
+        new = list({key: i for i, key in enumerate(keys) if key not in self.seen}.values())
+        if new:
+            values = self.acqf(points[new][:, None, :]).tolist()
+            self.seen.update((keys[i], v) for i, v in zip(new, values, strict=True))
+        return torch.tensor([self.seen[key] for key in keys], dtype=points.dtype)
 
 
 def hamming_neighbours(points: Tensor, centres: dict[int, list[float]]) -> Tensor:
