@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +159,102 @@ def test_hnag_family_is_searchable() -> None:
     trial = trial_config(cfg, {"mid_family": "ba"}, seed=3)
     assert trial.generator.mid_family == "ba" and space.params[0].values == ("er", "ws", "ba")
     assert torch.isfinite(space.to_unit([{"mid_family": "ws"}])).all()
+
+
+#: K matters for ws and ba, P for ws and er (as in the HNAG generator's graph families).
+CONDITIONAL = {"family": {"type": "choice", "values": ["er", "ws", "ba"]},
+               "K": {"type": "int", "low": 2, "high": 5, "when": {"family": ["ws", "ba"]}},
+               "P": {"type": "float", "low": 0.1, "high": 1.0, "when": {"family": ["ws", "er"]}}}
+
+
+def conditional_score(params: dict) -> float:
+    """Best: ws with K = 4 and P = 0.6; er and ba score by the parameter they use."""
+    if params["family"] == "ws":
+        return 1.0 - abs(params["K"] - 4) / 4 - abs(params["P"] - 0.6)
+    if params["family"] == "er":
+        return 0.5 - abs(params["P"] - 0.6)
+    return 0.3 - abs(params["K"] - 4) / 4
+
+
+def test_an_inactive_parameter_rests_in_configs_and_in_the_unit_cube() -> None:
+    space = SearchSpace.from_config(CONDITIONAL)
+    assert SearchSpace.from_config(space.to_config()).conditions == space.conditions
+    configs = space.uniform(300, seed=0)
+    for config in configs:
+        if config["family"] == "er":
+            assert config["K"] == 2
+        if config["family"] == "ba":
+            assert config["P"] == 0.1
+    # values that do not matter are not told apart
+    a, b = {"family": "er", "K": 5, "P": 0.3}, {"family": "er", "K": 3, "P": 0.3}
+    assert space.to_unit([a]).equal(space.to_unit([b]))
+    assert space.normalise(a) == space.normalise(b) == {"family": "er", "K": 2, "P": 0.3}
+    assert space.to_unit([{"family": "ba", "K": 3}]).shape == (1, 3), "inactive may be absent"
+
+
+@pytest.mark.parametrize("when, fragment", [
+    ({"fam": ["ws"]}, "another searched choice"),
+    ({"P": [0.5]}, "another searched choice"),
+    ({"family": ["chain"]}, "one or more of family's values"),
+    ({"family": []}, "one or more of family's values"),
+    ({"family": ["ws"], "P": [0.2]}, "when must be one"),
+    ("family", "when must be one"),
+])
+def test_bad_conditions(when, fragment: str) -> None:
+    with pytest.raises(NagoError, match=fragment):
+        SearchSpace.from_config({**CONDITIONAL, "K": {**CONDITIONAL["K"], "when": when}})
+
+
+def test_conditions_do_not_nest_and_fixed_values_take_none() -> None:
+    nested = {**CONDITIONAL, "sub": {"type": "choice", "values": ["a", "b"],
+                                     "when": {"family": ["ws"]}},
+              "Q": {"type": "int", "low": 0, "high": 3, "when": {"sub": ["a"]}}}
+    with pytest.raises(NagoError, match="itself conditional"):
+        SearchSpace.from_config(nested)
+    with pytest.raises(NagoError, match="only 'value'"):
+        SearchSpace.from_config({**CONDITIONAL, "Z": {"value": 1, "when": {"family": ["ws"]}}})
+
+
+@pytest.mark.parametrize("make, repeats", [
+    (lambda space: RandomSearch(space, [Objective("score", "max")], seed=0), True),
+    (lambda space: MOBO(space, [Objective("score", "max")], seed=0, n_init=4, **FAST), False),
+    (lambda space: BOHB(space, [Objective("score", "max")], seed=0, min_budget=1, max_budget=1,
+                        **FAST), False),
+])
+def test_strategies_propose_resting_values_in_a_conditional_space(make, repeats: bool) -> None:
+    """Every strategy's configs hold inactive parameters at rest; the model-based ones never
+    propose a config twice (ba has only 4 distinct configs, so values that do not matter
+    must not make new ones)."""
+    space = SearchSpace.from_config(CONDITIONAL)
+    study = run(make(space), CONDITIONAL, conditional_score, 16)
+    params = [t.params for t in study.trials()]
+    assert all(p == space.normalise(p) for p in params), "inactive values rest"
+    if not repeats:
+        assert len({tuple(p.values()) for p in params}) == len(params), "no config twice"
+    assert {p["family"] for p in params} == {"er", "ws", "ba"}
+
+
+@pytest.mark.slow
+def test_a_digits_search_over_families_with_conditional_values(tmp_path: Path) -> None:
+    """``python search.py`` with the top graph family as a choice, its K and P conditional:
+    every trial trains, and the values its family ignores rest."""
+    proc = subprocess.run(
+        [sys.executable, "search.py", f"hydra.run.dir={tmp_path}", "logger=none",
+         "search.trials=4", "search.baseline=false", "search.options.n_init=2",
+         "trainer.max_epochs=1", "dataset.max_train_samples=200",
+         "network.param_limit=20000", "search.space.param_limit.low=15000",
+         "search.space.G1_nodes.high=4", "search.space.G2_nodes.high=2",
+         "search.space.G3_nodes.high=4",
+         "+search.space.top_family={type:choice,values:[ws,er,ba]}",
+         "+search.space.G1_K.when={top_family:[ws,ba]}",
+         "+search.space.G1_P.when={top_family:[ws,er]}"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with sqlite3.connect(tmp_path / "study.db") as conn:
+        rows = conn.execute("SELECT status, params FROM trials ORDER BY number").fetchall()
+    assert [status for status, _ in rows] == ["complete"] * 4
+    params = [json.loads(p) for _, p in rows]
+    assert {p["top_family"] for p in params} - {"ws"}, "a family with an inactive value ran"
+    for p in params:
+        assert p["top_family"] != "er" or p["G1_K"] == 2
+        assert p["top_family"] != "ba" or p["G1_P"] == 0.1

@@ -110,7 +110,8 @@ class Prescreen:
             if len(found) == self.candidates - 1:
                 break
             param = searched[int(torch.randint(len(searched), (1,), generator=gen))]
-            params = {**trial.params, param.name: step(param, trial.params[param.name], gen)}
+            params = self.space.normalise({**trial.params,
+                                           param.name: step(param, trial.params[param.name], gen)})
             seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
             if _key(params) in taken or (self.feasible is not None
                                          and not self.feasible(seed, params)):

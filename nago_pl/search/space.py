@@ -12,7 +12,7 @@ must treat the coordinate as categorical (:attr:`SearchSpace.choice_dims`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -168,10 +168,33 @@ class Param:
         return [min(max(float(v), self.low), self.high) for v in vals]
 
 
-class SearchSpace:
-    """Searched parameters (the unit-cube coordinates, in order) plus fixed values."""
+def resting(param: Param) -> Any:
+    """The value a conditional parameter holds while its condition is false: its low end, or
+    its first choice."""
+    return param.values[0] if param.kind == "choice" else param.low
 
-    def __init__(self, params: list[Param], fixed: dict[str, Any] | None = None) -> None:
+
+def _parse_when(name: str, when: Any) -> tuple[str, tuple[Any, ...]]:
+    """``{parent: [values]}`` (or ``{parent: value}``) as ``(parent, values)``."""
+    if not isinstance(when, Mapping) or len(when) != 1:
+        raise NagoError(f"search space parameter '{name}': when must be one "
+                        f"{{choice_parameter: [values]}}, got {when!r}")
+    ((parent, values),) = when.items()
+    values = list(values) if isinstance(values, Sequence) and not isinstance(values, str) \
+        else [values]
+    return str(parent), tuple(values)
+
+
+class SearchSpace:
+    """Searched parameters (the unit-cube coordinates, in order) plus fixed values.
+
+    A parameter may be *conditional*: ``when: {choice_parameter: [values]}`` makes it matter
+    only while that choice takes one of the values; otherwise it rests at its low end (or first
+    choice), in configs and in the unit cube alike, so the strategies never tell apart configs
+    that differ only in it."""
+
+    def __init__(self, params: list[Param], fixed: dict[str, Any] | None = None,
+                 conditions: Mapping[str, tuple[str, tuple[Any, ...]]] | None = None) -> None:
         fixed = dict(fixed or {})
         names = [p.name for p in params]
         dupes = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(fixed)))
@@ -182,6 +205,27 @@ class SearchSpace:
                             "({type: int|float, low: .., high: ..} or {type: choice, values: [..]})")
         self.params = list(params)
         self.fixed = fixed
+        self.conditions = dict(conditions or {})
+        self._check_conditions()
+
+    def _check_conditions(self) -> None:
+        by_name = {p.name: p for p in self.params}
+        for name, (parent, values) in self.conditions.items():
+            where = f"search space parameter '{name}': when: {{{parent}: {list(values)}}}"
+            if name not in by_name:
+                raise NagoError(f"{where}: only a searched parameter can be conditional")
+            if parent not in by_name or by_name[parent].kind != "choice" or parent == name:
+                raise NagoError(f"{where}: the condition must name another searched choice "
+                                f"parameter, one of {[p.name for p in self.params if p.kind == 'choice' and p.name != name]}")
+            if parent in self.conditions:
+                raise NagoError(f"{where}: '{parent}' is itself conditional; conditions do not "
+                                "nest")
+            allowed = by_name[parent].values
+            unknown = [v for v in values if not any(type(v) is type(a) and v == a
+                                                    for a in allowed)]
+            if not values or unknown:
+                raise NagoError(f"{where}: needs one or more of {parent}'s values "
+                                f"{list(allowed)}, got {list(values)}")
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> SearchSpace:
@@ -190,7 +234,7 @@ class SearchSpace:
         if not isinstance(mapping, Mapping):
             raise NagoError(f"search space: expected a mapping of parameter names to specs, "
                             f"got {type(mapping).__name__}")
-        params, fixed = [], {}
+        params, fixed, conditions = [], {}, {}
         for name, spec in mapping.items():
             if not isinstance(name, str) or not name:
                 raise NagoError(f"search space: parameter names must be non-empty strings, "
@@ -205,6 +249,9 @@ class SearchSpace:
                                     f"only 'value', got keys {sorted(keys)}")
                 fixed[name] = spec["value"]
                 continue
+            if "when" in spec:
+                conditions[name] = _parse_when(name, spec["when"])
+                keys.discard("when")
             if spec.get("type") == "choice":
                 if keys != _CHOICE_KEYS:
                     raise NagoError(f"search space parameter '{name}': a choice takes exactly "
@@ -214,14 +261,15 @@ class SearchSpace:
             unknown = keys - _RANGE_KEYS
             if unknown:
                 raise NagoError(f"search space parameter '{name}': unknown key(s) "
-                                f"{sorted(unknown)}; allowed: type, low, high, log (or value)")
+                                f"{sorted(unknown)}; allowed: type, low, high, log, when "
+                                "(or value)")
             missing = {"type", "low", "high"} - keys
             if missing:
                 raise NagoError(f"search space parameter '{name}': missing key(s) "
                                 f"{sorted(missing)}; a range needs type, low, high[, log]")
             params.append(Param(name, spec["type"], spec["low"], spec["high"],
                                 spec.get("log", False)))
-        return cls(params, fixed)
+        return cls(params, fixed, conditions)
 
     def to_config(self) -> dict[str, dict[str, Any]]:
         """The canonical mapping form (inverse of :meth:`from_config`)."""
@@ -230,8 +278,24 @@ class SearchSpace:
             else {"type": p.kind, "low": p.low, "high": p.high, "log": p.log}
             for p in self.params
         }
+        for name, (parent, values) in self.conditions.items():
+            out[name]["when"] = {parent: list(values)}
         out.update({k: {"value": v} for k, v in self.fixed.items()})
         return out
+
+    def active(self, name: str, config: Mapping[str, Any]) -> bool:
+        """Whether searched parameter ``name`` matters in ``config`` (its ``when`` holds)."""
+        if name not in self.conditions:
+            return True
+        parent, values = self.conditions[name]
+        value = config[parent]
+        return any(type(value) is type(v) and value == v for v in values)
+
+    def normalise(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` with every inactive parameter at its resting value (:func:`resting`), so
+        configs that differ only in values that do not matter are equal."""
+        return {**config, **{p.name: resting(p) for p in self.params
+                             if p.name in self.conditions and not self.active(p.name, config)}}
 
     @property
     def dim(self) -> int:
@@ -261,10 +325,11 @@ class SearchSpace:
         """Encode configs to an ``n x d`` float64 tensor in the unit cube (fixed keys ignored)."""
         rows = []
         for config in configs:
-            missing = [n for n in self.names if n not in config]
+            missing = [n for n in self.names if n not in config and n not in self.conditions]
             if missing:
                 raise NagoError(f"config {dict(config)} lacks searched parameter(s) {missing}")
-            rows.append([p.encode(config[p.name]) for p in self.params])
+            rows.append([p.encode(config[p.name]) if self.active(p.name, config)
+                         else p.encode(resting(p)) for p in self.params])
         return torch.tensor(rows, dtype=torch.float64).reshape(len(rows), self.dim)
 
     def from_unit(self, X: Tensor) -> list[dict[str, Any]]:
@@ -272,7 +337,7 @@ class SearchSpace:
         if X.ndim != 2 or X.shape[-1] != self.dim:
             raise ValueError(f"expected an n x {self.dim} tensor, got shape {tuple(X.shape)}")
         columns = [p.decode(X[:, j]) for j, p in enumerate(self.params)]
-        return [{**dict(zip(self.names, row, strict=True)), **self.fixed}
+        return [{**self.normalise(dict(zip(self.names, row, strict=True))), **self.fixed}
                 for row in zip(*columns, strict=True)]
 
     def round_unit(self, X: Tensor) -> Tensor:
