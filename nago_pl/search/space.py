@@ -215,8 +215,9 @@ class SearchSpace:
             if name not in by_name:
                 raise NagoError(f"{where}: only a searched parameter can be conditional")
             if parent not in by_name or by_name[parent].kind != "choice" or parent == name:
+                choices = [p.name for p in self.params if p.kind == "choice" and p.name != name]
                 raise NagoError(f"{where}: the condition must name another searched choice "
-                                f"parameter, one of {[p.name for p in self.params if p.kind == 'choice' and p.name != name]}")
+                                f"parameter, one of {choices}")
             if parent in self.conditions:
                 raise NagoError(f"{where}: '{parent}' is itself conditional; conditions do not "
                                 "nest")
