@@ -74,6 +74,21 @@ def test_log_int_bins() -> None:
         assert p.decode(torch.tensor([u])) == [k]
 
 
+@pytest.mark.parametrize("log", [False, True])
+def test_int_bins_agree_with_their_edges_and_scale_to_billions(log: bool) -> None:
+    """Decoding finds the bin whose edges hold u (checked against a search of the edges, at
+    the edges themselves too), and a range of billions decodes without listing its bins."""
+    p = Param("n", "int", 1, 5000, log=log)
+    edges = p.bin_edges()
+    u = torch.cat([torch.rand(50_000, dtype=torch.float64), edges,
+                   edges.nextafter(torch.tensor(-1.0, dtype=torch.float64)).clamp(0, 1)])
+    expected = (torch.searchsorted(edges, u, right=True) - 1).clamp(0, p.n_values - 1) + 1
+    assert p.decode(u) == expected.tolist()
+    huge = Param("n", "int", 1, 4_000_000_000, log=log)
+    for k in (1, 2, 123_456_789, 4_000_000_000):
+        assert huge.decode(torch.tensor([huge.encode(k)], dtype=torch.float64)) == [k]
+
+
 def test_log_float_round_trip() -> None:
     space = SearchSpace.from_config({"lr": {"type": "float", "low": 1e-4, "high": 1e-1,
                                             "log": True}})

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Literal
 
 import torch
@@ -119,18 +118,25 @@ class Param:
 
     def bin_edges(self) -> Tensor:
         """Unit-interval edges of the integer bins (``n_values + 1`` increasing points)."""
-        return torch.tensor(self._unit_edges, dtype=torch.float64)
+        return self._edges_at(torch.arange(self.n_values + 1, dtype=torch.float64))
 
-    @cached_property
-    def _unit_edges(self) -> tuple[float, ...]:
-        offsets = torch.arange(self.n_values + 1, dtype=torch.float64) + (self.low - 0.5)
+    def _edges_at(self, i: Tensor) -> Tensor:
+        """The unit edges below bins ``i`` (float64 bin indices; ``n_values`` is the top)."""
         a, b = self._edges()
+        offsets = i + (self.low - 0.5)
         edges = ((offsets.log() if self.log else offsets) - a) / (b - a)
-        edges[0], edges[-1] = 0.0, 1.0
-        return tuple(edges.tolist())
+        return torch.where(i <= 0, 0.0, torch.where(i >= self.n_values, 1.0, edges))
 
     def _bin_centre(self, i: int) -> float:
-        return (self._unit_edges[i] + self._unit_edges[i + 1]) / 2
+        """Unit coordinate of bin ``i``'s centre, in O(1) (a range may hold billions of bins)."""
+        def edge(k: int) -> float:
+            if k <= 0 or k >= self.n_values:
+                return 0.0 if k <= 0 else 1.0
+            offset = k + self.low - 0.5
+            return ((math.log(offset) if self.log else offset) - a) / (b - a)
+
+        a, b = self._edges()
+        return (edge(i) + edge(i + 1)) / 2
 
     def encode(self, value: Any) -> float:
         """Unit coordinate of ``value`` (the bin centre for integers and choices)."""
@@ -157,8 +163,14 @@ class Param:
         """Values of the unit coordinates ``u`` (1-D): Python ints, floats or choice values."""
         u = u.to(torch.float64).clamp(0.0, 1.0)
         if self.binned:
-            idx = torch.searchsorted(self.bin_edges(), u, right=True) - 1
-            idx = [int(i) for i in idx.clamp(0, self.n_values - 1)]
+            a, b = self._edges()
+            raw = a + u * (b - a)
+            guess = ((raw.exp() if self.log else raw) - (self.low - 0.5)).floor()
+            guess = guess.clamp(0, self.n_values - 1)
+            # the bin whose [lower, upper) edges hold u: the guess, or one off by rounding
+            below, above = u < self._edges_at(guess), u >= self._edges_at(guess + 1)
+            idx = (guess - below.double() + above.double()).clamp(0, self.n_values - 1)
+            idx = [int(i) for i in idx]
             if self.kind == "choice":
                 return [self.values[i] for i in idx]
             return [int(self.low) + i for i in idx]
