@@ -44,6 +44,11 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type (a choice of 1 is not a choice of True or 1.0)."""
+    return type(a) is type(b) and a == b
+
+
 def _is_scalar(x: Any) -> bool:
     return isinstance(x, str | bool) or _is_number(x)
 
@@ -127,22 +132,22 @@ class Param:
         edges = ((offsets.log() if self.log else offsets) - a) / (b - a)
         return torch.where(i <= 0, 0.0, torch.where(i >= self.n_values, 1.0, edges))
 
-    def _bin_centre(self, i: int) -> float:
-        """Unit coordinate of bin ``i``'s centre, in O(1) (a range may hold billions of bins)."""
-        def edge(k: int) -> float:
-            if k <= 0 or k >= self.n_values:
-                return 0.0 if k <= 0 else 1.0
-            offset = k + self.low - 0.5
-            return ((math.log(offset) if self.log else offset) - a) / (b - a)
-
+    def _edge(self, k: int) -> float:
+        """The unit edge below bin ``k``, in O(1) (a range may hold billions of bins)."""
+        if k <= 0 or k >= self.n_values:
+            return 0.0 if k <= 0 else 1.0
         a, b = self._edges()
-        return (edge(i) + edge(i + 1)) / 2
+        offset = k + self.low - 0.5
+        return ((math.log(offset) if self.log else offset) - a) / (b - a)
+
+    def _bin_centre(self, i: int) -> float:
+        return (self._edge(i) + self._edge(i + 1)) / 2
 
     def encode(self, value: Any) -> float:
         """Unit coordinate of ``value`` (the bin centre for integers and choices)."""
         if self.kind == "choice":
             index = next((i for i, v in enumerate(self.values)
-                          if type(v) is type(value) and v == value), None)
+                          if _same_value(v, value)), None)
             if index is None:
                 raise NagoError(f"parameter '{self.name}': {value!r} is not one of "
                                 f"{list(self.values)}")
@@ -228,14 +233,15 @@ class SearchSpace:
                 raise NagoError(f"{where}: only a searched parameter can be conditional")
             if parent not in by_name or by_name[parent].kind != "choice" or parent == name:
                 choices = [p.name for p in self.params if p.kind == "choice" and p.name != name]
+                allowed_names = f"one of {choices}" if choices else \
+                    "and this space searches none (add one as {type: choice, values: [...]})"
                 raise NagoError(f"{where}: the condition must name another searched choice "
-                                f"parameter, one of {choices}")
+                                f"parameter, {allowed_names}")
             if parent in self.conditions:
                 raise NagoError(f"{where}: '{parent}' is itself conditional; conditions do not "
                                 "nest")
             allowed = by_name[parent].values
-            unknown = [v for v in values if not any(type(v) is type(a) and v == a
-                                                    for a in allowed)]
+            unknown = [v for v in values if not any(_same_value(v, a) for a in allowed)]
             if not values or unknown:
                 raise NagoError(f"{where}: needs one or more of {parent}'s values "
                                 f"{list(allowed)}, got {list(values)}")
@@ -302,11 +308,13 @@ class SearchSpace:
             return True
         parent, values = self.conditions[name]
         value = config[parent]
-        return any(type(value) is type(v) and value == v for v in values)
+        return any(_same_value(value, v) for v in values)
 
     def normalise(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` with every inactive parameter at its resting value (:func:`resting`), so
         configs that differ only in values that do not matter are equal."""
+        if not self.conditions:
+            return dict(config)
         return {**config, **{p.name: resting(p) for p in self.params
                              if p.name in self.conditions and not self.active(p.name, config)}}
 
