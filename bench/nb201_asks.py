@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--options", default="{}", help="MOBO keyword options, as JSON")
     parser.add_argument("--proposals", type=Path, help="write the proposed cells here")
+    parser.add_argument("--modelled-params", action="store_true",
+                        help="a GP on the parameter count (search.py computes it)")
     args = parser.parse_args()
     logging.getLogger("linear_operator").setLevel(logging.ERROR)
     counts = {"calls": 0, "points": 0}
@@ -61,6 +63,7 @@ def main() -> None:
     lookup = Lookup()
     study = Study.open(":memory:", "asks", SPACE, OBJECTIVES)
     strategy = MOBO(SearchSpace.from_config(SPACE), OBJECTIVES, seed=args.seed,
+                    known=None if args.modelled_params else lookup.known,
                     **json.loads(args.options))
     results, cells, asking = [], [], 0.0
     for _ in range(args.trials):

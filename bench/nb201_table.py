@@ -4,7 +4,10 @@ Every (strategy, seed) searches the 6 categorical edges of the NB201 cell, maxim
 table's 200-epoch test accuracy and minimising the network's parameters (log), for ``--trials``
 trials. ``mobo`` and ``random`` are the project's strategies (in-memory Study, ask/tell);
 ``mobo-refit-every`` is mobo fitting its GPs at every proposal (``refit_growth=1``),
-``mobo-mc64`` mobo with 64 MC samples (default 128);
+``mobo-mc64`` mobo with 64 MC samples (default 128), ``mobo-modelled-params`` mobo with a GP
+on the parameter count instead of computing it (``search.py`` computes it, ``known_costs``),
+``mobo-refit1.5`` mobo with ``refit_growth=1.5`` (default 1.2), ``mobo-pool128`` mobo scoring
+128 random cells before its local search (``raw_samples``, default 256);
 ``<strategy>-prescreen`` runs ``search.prescreen`` (``--prescreen`` candidates per proposal,
 scored by ``--proxy`` on ``--prescreen-batch`` CIFAR-10 training images); ``tpe`` and ``gp`` are Optuna's
 TPESampler and GPSampler (multi-objective) on the same table.
@@ -32,6 +35,7 @@ from zero_cost_proxies import cifar10_batch
 from nago_pl.config import compose
 from nago_pl.search import MOBO, Objective, RandomSearch, SearchSpace, Study
 from nago_pl.search.constraints import DataShape
+from nago_pl.search.known_costs import nb201_costs
 from nago_pl.search.nb201_table import Nb201Table, TableEvaluator
 from nago_pl.search.pareto import hypervolume_curve
 from nago_pl.search.prescreen import Prescreen
@@ -45,10 +49,13 @@ REF = (0.10, -math.log(1.6e6))
 SPACE = {f"edge_{i}": {"type": "choice", "values": list(OPS)} for i in range(6)}
 OBJECTIVES = [Objective("val_acc", "max", ref=REF[0]),
               Objective("params", "min", log=True, ref=math.exp(-REF[1]))]
-#: MOBO as configured by default, with its GPs refitted at every proposal, and with half the
-#: default MC samples in its acquisition.
+#: MOBO as configured by default, with its GPs refitted at every proposal, with half the
+#: default MC samples in its acquisition, with a GP on the parameter count, refitting its GPs
+#: when the data grew by 1.5x (default 1.2), and scoring 128 random cells (default 256) before
+#: its local search.
 MOBO_VARIANTS = {"mobo": {}, "mobo-refit-every": {"refit_growth": 1.0},
-                 "mobo-mc64": {"mc_samples": 64}}
+                 "mobo-mc64": {"mc_samples": 64}, "mobo-modelled-params": {},
+                 "mobo-refit1.5": {"refit_growth": 1.5}, "mobo-pool128": {"raw_samples": 128}}
 
 
 class Lookup:
@@ -58,10 +65,11 @@ class Lookup:
         self.table = Nb201Table.load(TABLE, "cifar10")
         base = OmegaConf.create({"space": {"channels": 16, "cells_per_stage": 5}})
         self.costs = TableEvaluator(self.table, base)
+        self.known = nb201_costs(SearchSpace.from_config(SPACE), self.costs.costs, ["none"] * 6)
 
     def __call__(self, params: dict) -> tuple[float, float]:
         cell = Nb201Cell(tuple(params[f"edge_{i}"] for i in range(6)))
-        return self.table.accuracy[cell.to_string()], float(self.costs.costs(cell)[0])
+        return self.table.accuracy[cell.to_string()], float(self.costs.costs.of(cell)[0])
 
 
 def run_ours(name: str, seed: int, trials: int, lookup: Lookup,
@@ -69,7 +77,8 @@ def run_ours(name: str, seed: int, trials: int, lookup: Lookup,
     space = SearchSpace.from_config(SPACE)
     study = Study.open(":memory:", "b", SPACE, OBJECTIVES)
     inner = name.removesuffix("-prescreen")
-    strategy = MOBO(space, OBJECTIVES, seed=seed, **MOBO_VARIANTS[inner]) \
+    known = None if inner == "mobo-modelled-params" else lookup.known
+    strategy = MOBO(space, OBJECTIVES, seed=seed, known=known, **MOBO_VARIANTS[inner]) \
         if inner in MOBO_VARIANTS else RandomSearch(space, OBJECTIVES, seed=seed)
     out = []
     for _ in range(trials):

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import lightning as L
 
 from callbacks.model_stats import ModelStats
-
-
-@dataclass(frozen=True)
-class PruningRule:
-    """Rungs at ``min_epochs * eta**k``; a trial continues if in the top 1/eta of its rung."""
-
-    min_epochs: int = 3
-    eta: float = 2.0
-
-
-#: The metrics reported after every epoch (the others are fixed by the architecture).
-LEARNED_METRICS = ("val_acc", "val_loss")
-
-#: ``report(epoch, metrics) -> keep``: stores a report and answers whether the trial continues.
-ReportFn = Callable[[int, dict[str, float]], bool]
+from nago_pl.search.pruning import ReportFn
 
 
 class StudyReporter(L.Callback):

@@ -192,6 +192,34 @@ def test_an_inactive_parameter_rests_in_configs_and_in_the_unit_cube() -> None:
     assert space.to_unit([{"family": "ba", "K": 3}]).shape == (1, 3), "inactive may be absent"
 
 
+def test_bin_indices_are_what_from_unit_decodes_for_any_batch_shape() -> None:
+    space = SearchSpace.from_config({**{k: v for k, v in CONDITIONAL.items() if k != "P"},
+                                     "size": {"type": "int", "low": 1, "high": 1000, "log": True}})
+    X = torch.rand(4, 50, space.dim, generator=torch.Generator().manual_seed(1),
+                   dtype=torch.float64)
+    index = space.bin_indices(X)
+    assert index.shape == X.shape and index.dtype == torch.int64
+    for row, config in zip(index.reshape(-1, space.dim), space.from_unit(X.reshape(-1, 3)),
+                           strict=True):
+        family, k, size = row.tolist()
+        assert space.params[0].values[family] == config["family"]
+        assert (2 + k, 1 + size) == (config["K"], config["size"])  # K rests at 2 for er
+    assert (index[..., 1][index[..., 0] == 0] == 0).all()
+    with pytest.raises(ValueError, match="int and choice parameters only"):
+        SearchSpace.from_config(CONDITIONAL).bin_indices(X)
+
+
+def test_a_choice_space_snaps_in_one_operation_exactly_as_by_decoding() -> None:
+    space = SearchSpace.from_config({
+        "family": {"type": "choice", "values": ["er", "ws", "ba"]},
+        "op": {"type": "choice", "values": ["a", "b", "c", "d", "e"],
+               "when": {"family": ["ws"]}},
+        "flag": {"type": "choice", "values": [True, False, 3]}})
+    X = torch.rand(500, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    X[:3] = torch.tensor([[0.0, 1.0, 0.5], [1.0, 0.0, 1 / 3], [2 / 3, 0.2, 2 / 3]])  # bin edges
+    assert torch.equal(space.round_unit(X), space.to_unit(space.from_unit(X)))
+
+
 @pytest.mark.parametrize("when, fragment", [
     ({"fam": ["ws"]}, "another searched choice"),
     ({"P": [0.5]}, "another searched choice"),

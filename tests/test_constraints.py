@@ -6,6 +6,7 @@ from nago_pl.config import compose
 from nago_pl.errors import NagoError
 from nago_pl.network import build_network
 from nago_pl.network.budget import count_parameters
+from nago_pl.network.configured import resolve_architecture
 from nago_pl.network.model import NetworkSpec
 from nago_pl.search import BOHB, MOBO, Objective, RandomSearch, SearchSpace, Study
 from nago_pl.search.constraints import (
@@ -17,7 +18,6 @@ from nago_pl.search.constraints import (
 from nago_pl.search.runner import check_systematic_failure
 from nago_pl.search.space import NAGO_SPACE
 from nago_pl.search.trial import trial_config
-from nago_pl.training.run import resolve_architecture
 
 UNIT2 = {"x0": {"type": "float", "low": 0.0, "high": 1.0},
          "x1": {"type": "float", "low": 0.0, "high": 1.0}}

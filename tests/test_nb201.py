@@ -12,10 +12,10 @@ from rich.console import Console
 
 from nago_pl.config import compose
 from nago_pl.errors import NagoError
+from nago_pl.network.configured import build_model, resolve_architecture
 from nago_pl.network.nb201 import Nb201Network, Nb201Spec
 from nago_pl.search.runner import run_search, write_outputs
 from nago_pl.space.nb201 import OPS, Nb201Cell
-from nago_pl.training.run import build_model, resolve_architecture
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nas-bench-201"
 TABLE = DATA / "nats_tss_test_acc_200ep.csv"

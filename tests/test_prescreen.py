@@ -88,8 +88,8 @@ def test_an_unscorable_candidate_ranks_last() -> None:
 
 
 def prescreen_net(prescreen: Prescreen, trial: object) -> torch.nn.Module:
+    from nago_pl.network.configured import build_model, resolve_architecture
     from nago_pl.search.trial import trial_config
-    from nago_pl.training.run import build_model, resolve_architecture
 
     cfg = trial_config(prescreen.base, trial.params, trial.seed)
     torch.manual_seed(trial.seed)

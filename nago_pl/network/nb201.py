@@ -3,12 +3,17 @@ blocks, BN-ReLU, global pooling, linear classifier (the benchmark's ``TinyNetwor
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from nago_pl.space.nb201 import EDGES, Nb201Cell
+from nago_pl.network.cost import count_flops
+from nago_pl.space.nb201 import EDGES, OPS, Nb201Cell
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,14 @@ class Nb201Spec:
     image_size: int
     channels: int = 16
     cells_per_stage: int = 5
+
+    @classmethod
+    def of(cls, space: Mapping[str, Any], in_channels: int, num_classes: int,
+           image_size: int) -> Nb201Spec:
+        """The spec of the ``space`` config (its ``channels`` and ``cells_per_stage``) for data
+        of this shape."""
+        return cls(in_channels, num_classes, image_size, int(space["channels"]),
+                   int(space["cells_per_stage"]))
 
 
 class ReLUConvBN(nn.Sequential):
@@ -98,3 +111,62 @@ class Nb201Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.cells(self.stem(x)))
+
+
+@dataclass(frozen=True)
+class Nb201Costs:
+    """Parameters and FLOPs (one image) of the network of any cell at one :class:`Nb201Spec`.
+
+    Every edge runs at its cell's width and resolution wherever it sits in the cell, so a
+    network's cost is the all-``none`` network's plus one share per edge of its op's: the op's
+    cost summed over the network's cells."""
+
+    base: tuple[int, int]
+    per_edge: dict[str, tuple[int, int]]
+
+    @classmethod
+    @functools.cache
+    def measure(cls, spec: Nb201Spec) -> Nb201Costs:
+        """Count the all-``none`` network on the meta device, noting each cell's input shape,
+        then each op alone at those shapes (once per spec in a process)."""
+        with torch.device("meta"):
+            net = Nb201Network(Nb201Cell(("none",) * len(EDGES)), spec)
+            image = torch.empty(1, spec.in_channels, spec.image_size, spec.image_size)
+        shapes: list[torch.Size] = []
+        for block in net.cells:
+            if isinstance(block, CellBlock):
+                block.register_forward_pre_hook(lambda _, args: shapes.append(args[0].shape))
+        base = (sum(p.numel() for p in net.parameters()), _forward_flops(net, image))
+        per_edge = {}
+        for op in OPS:
+            params = flops = 0
+            for shape in shapes:
+                with torch.device("meta"):
+                    module, x = make_op(op, shape[1]), torch.empty(shape)
+                params += sum(p.numel() for p in module.parameters())
+                flops += _forward_flops(module, x)
+            per_edge[op] = (params, flops)
+        return cls(base, per_edge)
+
+    def of(self, cell: Nb201Cell) -> tuple[int, int]:
+        """Parameters and FLOPs of the network of ``cell``."""
+        params, flops = self.base
+        for op in cell.ops:
+            params, flops = params + self.per_edge[op][0], flops + self.per_edge[op][1]
+        return params, flops
+
+
+def _forward_flops(module: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of ``module``'s forward pass (eval mode) on ``x``, counted as :func:`count_flops`
+    does (2 per multiply-add)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        module.eval()(x)
+    return int(counter.get_total_flops())
+
+
+def measure_network(cell: Nb201Cell, spec: Nb201Spec) -> tuple[int, int]:
+    """Parameters and FLOPs of the network of ``cell``, built on the meta device."""
+    with torch.device("meta"):
+        net = Nb201Network(cell, spec)
+    return sum(p.numel() for p in net.parameters()), count_flops(net)

@@ -20,11 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 from nago_pl.errors import NagoError
 from nago_pl.network import count_flops, measure_latency_ms, training_memory_mb
 from nago_pl.network.budget import MULTIPLIER_STEPS, count_parameters
+from nago_pl.network.configured import build_model, resolve_architecture
 from nago_pl.network.model import NetworkSpec
 from nago_pl.search.trial import trial_config
 from nago_pl.space import Architecture
 from nago_pl.space.nb201 import Nb201Cell
-from nago_pl.training.run import build_model, resolve_architecture
 
 #: Properties a constraint may bound (all known before training).
 CONSTRAINT_NAMES = ("params", "flops", "latency_ms", "memory_mb")
@@ -126,6 +126,8 @@ class FeasibilityCheck:
         return self._cache[key]
 
     def _check(self, seed: int, config: Mapping[str, Any]) -> str | None:
+        if self.base.space.name == "nb201" and not self.constraints:
+            return None  # fixed widths, nothing to bound: no need to build the config
         cfg = trial_config(self.base, config, seed)
         arch = resolve_architecture(cfg)
         if isinstance(arch, Nb201Cell):  # fixed widths: only the constraints apply

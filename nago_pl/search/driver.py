@@ -14,10 +14,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
-from callbacks.study_reporter import LEARNED_METRICS, PruningRule
 from nago_pl.search.executors import Done, Executor, Lost, Started
 from nago_pl.search.progress import SearchProgress
-from nago_pl.search.pruning import should_continue
+from nago_pl.search.pruning import LEARNED_METRICS, PruningRule, should_continue
 from nago_pl.search.report import hypervolume_history
 from nago_pl.search.strategies import Strategy
 from nago_pl.search.study import FINISHED, LeaseLost, Study, Trial

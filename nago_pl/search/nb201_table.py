@@ -2,7 +2,7 @@
 
 The table (``nats_tss_test_acc_200ep.csv``) holds the 200-epoch test accuracy of all 15,625
 cells on CIFAR-10, CIFAR-100 and ImageNet16-120; a trial's ``val_acc`` is its cell's value (as
-a fraction), ``params`` and ``flops`` come from the network the cell builds (meta device).
+a fraction), ``params`` and ``flops`` come from the network the cell builds (:class:`Nb201Costs`).
 Strategies, Study and outputs are the same as for trained trials.
 """
 
@@ -12,18 +12,16 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
 from nago_pl.errors import NagoError
 from nago_pl.jsonfile import write_json
-from nago_pl.network.cost import count_flops
-from nago_pl.network.nb201 import Nb201Network, Nb201Spec
+from nago_pl.network.nb201 import Nb201Costs, Nb201Spec
 from nago_pl.search.constraints import DataShape
 from nago_pl.search.executors.base import OnReport
 from nago_pl.search.executors.local import InProcessExecutor
 from nago_pl.search.trial import TrialJob, TrialOutcome
-from nago_pl.space.nb201 import EDGES, OPS, Nb201Cell
+from nago_pl.space.nb201 import Nb201Cell
 
 #: The table's accuracy column and the data shape of each of its datasets.
 DATASETS = {
@@ -64,30 +62,9 @@ class TableEvaluator:
 
     def __init__(self, table: Nb201Table, base: DictConfig) -> None:
         self.table = table
-        self.base = base
         shape = table.shape
-        self.spec = Nb201Spec(shape.in_channels, shape.num_classes, shape.image_size,
-                              int(base.space.channels), int(base.space.cells_per_stage))
-        # Every edge runs at its stage's width and resolution wherever it sits in the cell, so
-        # a network's cost is the all-`none` network's plus one share per edge of its op's.
-        uniform = {op: self._measure(Nb201Cell((op,) * len(EDGES))) for op in OPS}
-        self.base_cost = uniform["none"]
-        self.edge_cost = {op: tuple((c - b) // len(EDGES) for c, b in zip(cost, self.base_cost,
-                                                                           strict=True))
-                          for op, cost in uniform.items()}
-
-    def _measure(self, cell: Nb201Cell) -> tuple[int, int]:
-        """Parameters and FLOPs of the network of ``cell``, built on the meta device."""
-        with torch.device("meta"):
-            net = Nb201Network(cell, self.spec)
-        return sum(p.numel() for p in net.parameters()), count_flops(net)
-
-    def costs(self, cell: Nb201Cell) -> tuple[int, int]:
-        """Parameters and FLOPs (one image) of the network of ``cell``."""
-        params, flops = self.base_cost
-        for op in cell.ops:
-            params, flops = params + self.edge_cost[op][0], flops + self.edge_cost[op][1]
-        return params, flops
+        self.costs = Nb201Costs.measure(Nb201Spec.of(base.space, shape.in_channels,
+                                                     shape.num_classes, shape.image_size))
 
     def answer(self, job: TrialJob) -> TrialOutcome:
         """``job``'s table values (``architecture.json`` and ``metrics.json`` in its run
@@ -96,7 +73,7 @@ class TableEvaluator:
         key = cell.to_string()
         if key not in self.table.accuracy:
             return TrialOutcome("failed", error=f"cell {key} is not in the NAS-Bench-201 table")
-        params, flops = self.costs(cell)
+        params, flops = self.costs.of(cell)
         accuracy = self.table.accuracy[key]
         metrics = {"val_acc": accuracy, "test_acc": accuracy, "params": params, "flops": flops,
                    "epochs": TABLE_EPOCHS}

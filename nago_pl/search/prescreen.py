@@ -17,12 +17,12 @@ from omegaconf import DictConfig
 
 from nago_pl.config.instantiate import instantiate_checked
 from nago_pl.errors import NagoError
+from nago_pl.network.configured import build_model, resolve_architecture
 from nago_pl.proxies import PROXIES, Batch, score
 from nago_pl.search.constraints import DataShape
 from nago_pl.search.space import Param, SearchSpace
 from nago_pl.search.study import Study, Trial
 from nago_pl.search.trial import trial_config
-from nago_pl.training.run import build_model, resolve_architecture
 
 #: Proposals that are prescreened (the status-quo baseline trains as configured).
 PRESCREENED_SOURCES = ("sobol", "bo", "random")

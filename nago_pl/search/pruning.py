@@ -11,7 +11,8 @@ completed epochs (the first report is epoch 1).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -23,6 +24,21 @@ from nago_pl.search.pareto import (
     to_maximization,
 )
 from nago_pl.search.study import Objective, Study
+
+
+@dataclass(frozen=True)
+class PruningRule:
+    """Rungs at ``min_epochs * eta**k``; a trial continues if in the top 1/eta of its rung."""
+
+    min_epochs: int = 3
+    eta: float = 2.0
+
+
+#: The metrics reported after every epoch (the others are fixed by the architecture).
+LEARNED_METRICS = ("val_acc", "val_loss")
+
+#: ``report(epoch, metrics) -> keep``: stores a report and answers whether the trial continues.
+ReportFn = Callable[[int, dict[str, float]], bool]
 
 
 def _check(min_epochs: int, eta: float) -> None:

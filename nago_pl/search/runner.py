@@ -7,22 +7,22 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.markup import escape
 
-from callbacks.study_reporter import PruningRule
 from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
 from nago_pl.jsonfile import write_json
 from nago_pl.search.constraints import DataShape, FeasibilityCheck
 from nago_pl.search.driver import Budget, SearchDriver
 from nago_pl.search.executors import make_executor
+from nago_pl.search.known_costs import known_objectives
 from nago_pl.search.nb201_table import Nb201Table, TableEvaluator, TableExecutor
 from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
-from nago_pl.search.prescreen import Prescreen, proxy_batch
+from nago_pl.search.pruning import PruningRule
 from nago_pl.search.report import (
     front_table,
     plot_hypervolume,
@@ -33,7 +33,9 @@ from nago_pl.search.settings import result_settings
 from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
 from nago_pl.search.trial import config_path, trial_config, trial_ranks
-from nago_pl.training.run import train_architecture
+
+if TYPE_CHECKING:
+    from nago_pl.search.prescreen import Prescreen
 
 #: What every trial reports (per epoch or once) and a search may optimise.
 OBJECTIVE_METRICS = ("val_acc", "val_loss", "params", "flops", "latency_ms", "memory_mb")
@@ -60,13 +62,24 @@ def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True,
                       allow_changed_settings=bool(cfg.search.allow_changed_settings))
 
 
-def search_strategy(cfg: DictConfig, study: Study,
-                    feasible: FeasibilityCheck | None = None) -> Strategy:
+def search_strategy(cfg: DictConfig, study: Study, feasible: FeasibilityCheck | None = None,
+                    context: dict[str, Any] | None = None) -> Strategy:
     """The strategy ``cfg.search.strategy`` with its options, seeded by ``cfg.seed``, proposing
-    only configurations ``feasible`` accepts."""
-    return make_strategy(cfg.search.strategy, space=study.space, objectives=study.objectives,
-                         seed=int(cfg.seed), feasible=feasible,
+    only configurations ``feasible`` accepts (``context``: see :func:`make_strategy`)."""
+    return make_strategy(cfg.search.strategy, context, space=study.space,
+                         objectives=study.objectives, seed=int(cfg.seed), feasible=feasible,
                          **OmegaConf.to_container(cfg.search.options))
+
+
+def strategy_context(cfg: DictConfig, study: Study, shape: DataShape,
+                     trains: bool = True) -> dict[str, Any]:
+    """What the search knows that a strategy may use: the objectives known exactly before
+    training, and, when no trial trains (``trains`` false: a table answers them), every core
+    for proposing."""
+    context: dict[str, Any] = {"known": known_objectives(cfg, study.space, shape)}
+    if not trains:
+        context["num_threads"] = None
+    return context
 
 
 def trial_base_config(cfg: DictConfig, job_type: str) -> DictConfig:
@@ -145,7 +158,9 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
             if settings.pruning.enabled else None
         parallel = cfg.executor.kind != "local"
         driver = SearchDriver(
-            study, search_strategy(cfg, study, feasible), executor, base, run_dir / "trials",
+            study, search_strategy(cfg, study, feasible,
+                                   strategy_context(cfg, study, shape, trains=table is None)),
+            executor, base, run_dir / "trials",
             pruning, int(settings.max_retries), int(settings.batch_size), console,
             threads=int(cfg.executor.cpus_per_trial) if parallel else None,
             memory_mb=(lambda t: feasible.memory_mb(t.seed, t.params)) if packing else None,
@@ -166,6 +181,8 @@ def make_prescreen(cfg: DictConfig, study: Study, base: DictConfig, shape: DataS
     candidates = int(cfg.search.prescreen)
     if candidates < 2:
         return None
+    from nago_pl.search.prescreen import Prescreen, proxy_batch  # Lightning: only when used
+
     batch = proxy_batch(cfg, int(cfg.search.prescreen_batch))
     return Prescreen(study.space, base, shape, batch, candidates,
                      str(cfg.search.prescreen_proxy), feasible)
@@ -187,6 +204,8 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
     """NAGO's protocol: retrain ``samples`` architectures (other seeds) of each of the ``top``
     front generators for ``max_epochs`` and report test accuracy mean ± std (``final.json``).
     Samples already trained (their ``metrics.json`` exists) are not trained again."""
+    from nago_pl.training.run import train_architecture  # Lightning: only when retraining
+
     final = cfg.search.final
     base = trial_base_config(cfg, "final")
     results: dict[Any, Any] = {}

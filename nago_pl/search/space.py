@@ -164,18 +164,23 @@ class Param:
         a, b = self._edges()
         return ((math.log(value) if self.log else value) - a) / (b - a)
 
+    def bin_index(self, u: Tensor) -> Tensor:
+        """The bin (0-based index of the integer or choice, int64) of each unit coordinate in
+        ``u`` (any shape; int and choice parameters only)."""
+        u = u.to(torch.float64).clamp(0.0, 1.0)
+        a, b = self._edges()
+        raw = a + u * (b - a)
+        guess = ((raw.exp() if self.log else raw) - (self.low - 0.5)).floor()
+        guess = guess.clamp(0, self.n_values - 1)
+        # the bin whose [lower, upper) edges hold u: the guess, or one off by rounding
+        below, above = u < self._edges_at(guess), u >= self._edges_at(guess + 1)
+        return (guess - below.double() + above.double()).clamp(0, self.n_values - 1).long()
+
     def decode(self, u: Tensor) -> list[Any]:
         """Values of the unit coordinates ``u`` (1-D): Python ints, floats or choice values."""
         u = u.to(torch.float64).clamp(0.0, 1.0)
         if self.binned:
-            a, b = self._edges()
-            raw = a + u * (b - a)
-            guess = ((raw.exp() if self.log else raw) - (self.low - 0.5)).floor()
-            guess = guess.clamp(0, self.n_values - 1)
-            # the bin whose [lower, upper) edges hold u: the guess, or one off by rounding
-            below, above = u < self._edges_at(guess), u >= self._edges_at(guess + 1)
-            idx = (guess - below.double() + above.double()).clamp(0, self.n_values - 1)
-            idx = [int(i) for i in idx]
+            idx = self.bin_index(u).tolist()
             if self.kind == "choice":
                 return [self.values[i] for i in idx]
             return [int(self.low) + i for i in idx]
@@ -318,6 +323,22 @@ class SearchSpace:
         return {**config, **{p.name: resting(p) for p in self.params
                              if p.name in self.conditions and not self.active(p.name, config)}}
 
+    def bin_indices(self, X: Tensor) -> Tensor:
+        """The bin of every coordinate of unit points ``X`` (``... x d`` -> ``... x d``, int64;
+        int and choice parameters only), with each inactive parameter at its resting bin 0:
+        what :meth:`from_unit` decodes, as indices and for any batch shape."""
+        if any(not p.binned for p in self.params):
+            raise ValueError("bin_indices needs a space of int and choice parameters only")
+        index = torch.stack([p.bin_index(X[..., j]) for j, p in enumerate(self.params)], dim=-1)
+        column = {p.name: j for j, p in enumerate(self.params)}
+        for name, (parent, values) in self.conditions.items():
+            param = self.params[column[parent]]
+            allowed = [i for i, v in enumerate(param.values)
+                       if any(_same_value(v, a) for a in values)]
+            active = torch.isin(index[..., column[parent]], torch.tensor(allowed))
+            index[..., column[name]] = torch.where(active, index[..., column[name]], 0)
+        return index
+
     @property
     def dim(self) -> int:
         """Number of searched parameters (the unit cube's dimension)."""
@@ -362,8 +383,13 @@ class SearchSpace:
                 for row in zip(*columns, strict=True)]
 
     def round_unit(self, X: Tensor) -> Tensor:
-        """Snap unit points to what they decode to (integers to their bin centres)."""
-        return self.to_unit(self.from_unit(X))
+        """Snap unit points to what they decode to (integers and choices to their bin
+        centres); in one tensor operation when every parameter is a choice."""
+        if any(p.kind != "choice" for p in self.params):
+            return self.to_unit(self.from_unit(X))
+        index = self.bin_indices(X)
+        return torch.stack([torch.tensor(self.choice_centres(j), dtype=torch.float64)[index[:, j]]
+                            for j in range(self.dim)], dim=-1)
 
     def sobol(self, n: int, seed: int) -> list[dict[str, Any]]:
         """``n`` configs from a scrambled Sobol sequence (prefixes agree across ``n``)."""

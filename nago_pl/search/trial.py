@@ -12,11 +12,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from callbacks.study_reporter import ReportFn, StudyReporter
 from nago_pl.errors import NagoError
+from nago_pl.search.pruning import ReportFn
 from nago_pl.search.study import Study, Trial
 from nago_pl.space.generator import GeneratorConfig
-from nago_pl.training.run import train_architecture
 
 LIST_PARAMS = {"stage_ratio": "generator.stage_ratios", "channel_ratio": "generator.channel_ratios",
                "edge": "space.ops"}
@@ -134,7 +133,12 @@ def quiet_lightning() -> None:
 
 def execute_trial(job: TrialJob, report: ReportFn) -> TrialOutcome:
     """Train ``job``, sending each epoch's metrics through ``report`` (which answers whether to
-    go on). Any exception is the trial's failure (its error text), never the caller's."""
+    go on). Any exception is the trial's failure (its error text), never the caller's.
+    Lightning is imported here, where trials train, so a search that trains nothing (a table)
+    starts without it."""
+    from callbacks.study_reporter import StudyReporter
+    from nago_pl.training.run import train_architecture
+
     reporter = StudyReporter(report)
     try:
         result = train_architecture(OmegaConf.create(job.config), job.run_dir,

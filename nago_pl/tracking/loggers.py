@@ -8,9 +8,7 @@ from pathlib import Path
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from nago_pl.errors import NagoError
-from nago_pl.tracking.mode import import_wandb, notice, resolve_mode, wandb_installed
-
-DEFAULT_PROJECT = "nago-pl"
+from nago_pl.tracking.mode import DEFAULT_PROJECT, import_wandb, notice, resolve_mode, wandb_installed
 
 
 class WandbRunLogger(WandbLogger):

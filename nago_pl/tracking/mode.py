@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 from nago_pl.errors import NagoError
 
+#: The W&B project of runs and sweeps when neither the config nor WANDB_PROJECT names one.
+DEFAULT_PROJECT = "nago-pl"
+
 DEFAULT_HOST = "https://api.wandb.ai"
 MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
          "disabled": "disabled", "shared": "shared"}

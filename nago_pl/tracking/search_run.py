@@ -9,13 +9,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
 from nago_pl.config.instantiate import instantiate_checked
 from nago_pl.search.report import hypervolume_history
 from nago_pl.search.study import FINISHED, Study
-from nago_pl.tracking.run_info import finish_runs, flat_config
 
 
 def log_search(cfg: DictConfig, study: Study, run_dir: Path,
@@ -28,6 +26,12 @@ def log_search(cfg: DictConfig, study: Study, run_dir: Path,
     node.tracking.group = cfg.tracking.group or cfg.study_name
     node.tracking.job_type, node.tracking.name, node.tracking.trial = "search", "search", None
     built = instantiate_checked(node.logger, "logger", save_dir=str(run_dir))
+    if not built:
+        return False
+    from lightning.pytorch.loggers import WandbLogger  # Lightning: only when loggers are built
+
+    from nago_pl.tracking.run_info import finish_runs, flat_config
+
     loggers = [lg for lg in (built if isinstance(built, list) else [built])
                if isinstance(lg, WandbLogger)]
     if not loggers:

@@ -23,11 +23,15 @@ from rich.console import Console
 from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
 from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
-from nago_pl.search.runner import open_study, search_strategy, trial_base_config
+from nago_pl.search.runner import (
+    open_study,
+    search_strategy,
+    strategy_context,
+    trial_base_config,
+)
 from nago_pl.search.strategies import Strategy
 from nago_pl.search.study import FINISHED, Study, Trial
-from nago_pl.tracking.loggers import DEFAULT_PROJECT
-from nago_pl.tracking.mode import import_wandb, resolve_mode
+from nago_pl.tracking.mode import DEFAULT_PROJECT, import_wandb, resolve_mode
 from nago_pl.tracking.sweep_adapter import (
     SweepRun,
     override_name,
@@ -168,7 +172,8 @@ def drive_sweep(cfg: DictConfig, run_dir: Path, console: Console,
     console.print(f"sweep {sweep_id}: start agents from the project root with `wandb agent "
                   f"{f'-e {entity} ' if entity else ''}-p {project} {sweep_id}`", highlight=False)
     total = int(cfg.search.trials)
-    search = NagoSearch(study, search_strategy(cfg, study, feasible), total, group, fixed)
+    strategy = search_strategy(cfg, study, feasible, strategy_context(cfg, study, shape))
+    search = NagoSearch(study, strategy, total, group, fixed)
     controller.configure_search(search)
     with console.status("") as status:
         while (done := len(study.trials(FINISHED))) < total:

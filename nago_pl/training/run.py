@@ -24,9 +24,8 @@ from nago_pl.config.validate import validate_train
 from nago_pl.errors import NagoError
 from nago_pl.jsonfile import write_json
 from nago_pl.network import build_network
-from nago_pl.network.nb201 import Nb201Network, Nb201Spec
-from nago_pl.space import Architecture, GeneratorConfig, sample
-from nago_pl.space.nb201 import Nb201Cell
+from nago_pl.network.configured import build_model, resolve_architecture
+from nago_pl.space import Architecture
 from nago_pl.tracking.run_info import finish_runs, log_run_config, log_run_result
 from nago_pl.training.module import ClassificationModule
 from nago_pl.transfer import export_model, load_adapted, load_trained
@@ -45,30 +44,6 @@ class TrainResult:
     architecture: Architecture
     run_dir: Path
     checkpoint: Path | None
-
-
-def resolve_architecture(cfg: DictConfig) -> Architecture | Nb201Cell:
-    """The architecture to train: loaded from ``cfg.arch``, the ``nb201`` cell of
-    ``cfg.space.ops``, or sampled from the generator."""
-    nb201 = cfg.space.name == "nb201"
-    if cfg.get("arch"):
-        return Nb201Cell.load(cfg.arch) if nb201 else Architecture.load(cfg.arch)
-    if nb201:
-        return Nb201Cell(tuple(cfg.space.ops))
-    generator = GeneratorConfig.from_mapping(OmegaConf.to_container(cfg.generator, resolve=True))
-    return sample(generator, int(cfg.seed))
-
-
-def build_model(arch: Architecture | Nb201Cell, cfg: DictConfig, in_channels: int,
-                num_classes: int, image_size: int) -> torch.nn.Module:
-    """The network of ``arch`` for this data shape: an nb201 cell at ``cfg.space``'s width,
-    an HNAG Architecture sized by ``cfg.network``."""
-    if isinstance(arch, Nb201Cell):
-        spec = Nb201Spec(in_channels, num_classes, image_size, int(cfg.space.channels),
-                         int(cfg.space.cells_per_stage))
-        return Nb201Network(arch, spec)
-    return build_network(arch, in_channels=in_channels, num_classes=num_classes,
-                         image_size=image_size, **OmegaConf.to_container(cfg.network, resolve=True))
 
 
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from callbacks.study_reporter import ReportFn
 from nago_pl.search.executors.base import exit_reason
+from nago_pl.search.pruning import ReportFn
 from nago_pl.search.trial import TrialJob, TrialOutcome, execute_trial, quiet_lightning
 
 #: The folder holding ``nago_pl`` and ``callbacks``, put on the ranks' import path.

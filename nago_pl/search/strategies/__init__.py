@@ -8,6 +8,7 @@ re-queued ones first) and returns them; the caller trains each and calls ``study
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from nago_pl.errors import NagoError
@@ -28,9 +29,11 @@ class Strategy(Protocol):
 STRATEGIES: dict[str, type] = {"mobo": MOBO, "bohb": BOHB, "random": RandomSearch}
 
 
-def make_strategy(name: str, **kwargs: Any) -> Strategy:
+def make_strategy(name: str, context: Mapping[str, Any] | None = None, **kwargs: Any) -> Strategy:
     """Build the strategy registered as ``name`` (``space``, ``objectives``, ``seed`` and its
-    options as keyword arguments); unknown names and options raise :class:`NagoError`."""
+    options as keyword arguments); unknown names and options raise :class:`NagoError`.
+    ``context`` holds what the search knows that a strategy may use (e.g. MOBO's ``known``
+    objectives): each entry goes to the strategies that take it, unless an option sets it."""
     if name not in STRATEGIES:
         raise NagoError(f"unknown search strategy {name!r}; allowed: "
                         f"{', '.join(sorted(STRATEGIES))}")
@@ -43,7 +46,8 @@ def make_strategy(name: str, **kwargs: Any) -> Strategy:
     missing = [p for p in ("space", "objectives") if p not in kwargs]
     if missing:
         raise NagoError(f"search strategy {name!r} needs {missing}")
-    return cls(**kwargs)
+    usable = {k: v for k, v in (context or {}).items() if k in params and k not in kwargs}
+    return cls(**kwargs, **usable)
 
 
 __all__ = ["BOHB", "MOBO", "STRATEGIES", "RandomSearch", "Strategy", "make_strategy"]

@@ -1,7 +1,8 @@
 """Multi-objective Bayesian optimisation: GP per objective + BoTorch's qLogNEHVI.
 
 A Sobol design of ``n_init`` feasible configurations comes first. Then every objective
-(maximisation orientation, log where the objective asks) gets a GP on the unit cube plus a
+(maximisation orientation, log where the objective asks) not known exactly before training
+(``known``: :mod:`nago_pl.search.known_costs`) gets a GP on the unit cube plus a
 fidelity input (:mod:`nago_pl.search.fidelity`: learned objectives see where on its learning
 curve each value was measured) with a ``Standardize`` outcome transform.
 ``qLogNoisyExpectedHypervolumeImprovement`` (``qLogNEI`` for a single objective) at full
@@ -14,12 +15,13 @@ next one.
 
 Proposals run with one torch thread by default (``num_threads``; restored afterwards): the GP
 matrices are small, and on a loaded 2-core machine intra-op threads made a proposal ~6x slower.
+A search whose trials train nothing (a table) hands MOBO every core (``search.runner``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +29,7 @@ import torch
 from botorch.acquisition import AcquisitionFunction, qLogNoisyExpectedImprovement
 from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.objective import MCMultiOutputObjective
 from botorch.acquisition.multi_objective.utils import prune_inferior_points_multi_objective
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import ModelListGP, SingleTaskGP, SingleTaskMultiFidelityGP
@@ -42,6 +45,8 @@ from torch import Tensor
 
 from nago_pl.errors import NagoError
 from nago_pl.search.fidelity import CurveData, curve_data
+from nago_pl.search.known_costs import KnownObjective, known_subset
+from nago_pl.search.pareto import to_maximization
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.study import Objective, Study, Trial, check_seed, trial_seed
 
@@ -146,12 +151,40 @@ def gp_hyperparameters(model: Model) -> list[dict[str, Tensor]]:
             for gp in gps]
 
 
+class WithKnownObjectives(MCMultiOutputObjective):
+    """Every objective in maximisation form: the model's samples of the modelled ones (in
+    order) and the exact values of the ``known`` ones at the inputs' first ``d`` columns."""
+
+    def __init__(self, objectives: Sequence[Objective], known: Mapping[str, KnownObjective],
+                 d: int) -> None:
+        super().__init__()
+        self.objectives = list(objectives)
+        self.known = dict(known)
+        self.d = d
+
+    def forward(self, samples: Tensor, X: Tensor | None = None) -> Tensor:
+        if X is None:
+            raise ValueError("known objectives are computed from X; none was given")
+        columns, modelled = [], 0
+        for objective in self.objectives:
+            if objective.name in self.known:
+                natural = self.known[objective.name](X[..., :self.d])
+                value = to_maximization(natural.unsqueeze(-1), [objective])[..., 0]
+                columns.append(value.expand(samples.shape[:-1]))
+            else:
+                columns.append(samples[..., modelled])
+                modelled += 1
+        return torch.stack(columns, dim=-1)
+
+
 def make_acquisition(model: Model, X: Tensor, ref_point: Tensor,
-                     X_pending: Tensor | None, mc_samples: int) -> AcquisitionFunction:
+                     X_pending: Tensor | None, mc_samples: int,
+                     objective: MCMultiOutputObjective | None = None) -> AcquisitionFunction:
     """qLogNEHVI (two or more objectives) or qLogNEI (one) over the observed ``X``
-    (maximisation) with the reference point ``ref_point``. Baselines are pruned to the points
-    that may be Pareto-optimal (at most MAX_BASELINE of them for qLogNEHVI), which bounds the
-    cost as observations grow."""
+    (maximisation) with the reference point ``ref_point``; ``objective`` maps the model's
+    samples to all objectives (e.g. :class:`WithKnownObjectives`). Baselines are pruned to the
+    points that may be Pareto-optimal (at most MAX_BASELINE of them for qLogNEHVI), which bounds
+    the cost as observations grow."""
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]))
     if ref_point.numel() == 1:
         return qLogNoisyExpectedImprovement(model, X_baseline=X, sampler=sampler,
@@ -159,11 +192,12 @@ def make_acquisition(model: Model, X: Tensor, ref_point: Tensor,
     # the most probably Pareto-optimal points, at most MAX_BASELINE: pruned trials seen only
     # early are uncertain at full fidelity, and each kept point costs every acquisition call
     baseline = prune_inferior_points_multi_objective(
-        model, X, ref_point, num_samples=PRUNE_SAMPLES,
+        model, X, ref_point, objective=objective, num_samples=PRUNE_SAMPLES,
         max_frac=min(1.0, MAX_BASELINE / max(1, X.shape[0])))
     return qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref_point,
                                                    X_baseline=baseline, sampler=sampler,
-                                                   X_pending=X_pending, prune_baseline=False)
+                                                   objective=objective, X_pending=X_pending,
+                                                   prune_baseline=False)
 
 
 def _is_taken(x: Tensor, taken: Tensor) -> bool:
@@ -335,6 +369,9 @@ class MOBO:
     The GPs' hyperparameters are fitted (ML-II) when the observations have grown by the factor
     ``refit_growth`` since the last fit in this process (1.0: every proposal); in between the
     GPs keep them and condition on the new data (BENCHMARKS.md: "Refitting the GPs").
+    ``known`` maps objective names to exact functions of the unit point
+    (:mod:`nago_pl.search.known_costs`, e.g. NB201's ``params``): those objectives get no GP,
+    the acquisition computes them (unless every objective is known).
     """
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], seed: int = 0, *,
@@ -342,7 +379,8 @@ class MOBO:
                  max_early_points: int | None = None,
                  num_restarts: int = 8, raw_samples: int = 256, mc_samples: int = 128,
                  maxiter: int = 100, num_threads: int | None = 1, refit_growth: float = 1.2,
-                 feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
+                 feasible: Callable[[int, dict[str, Any]], bool] | None = None,
+                 known: Mapping[str, KnownObjective] | None = None) -> None:
         self.space = space
         self.objectives = list(objectives)
         self.seed = check_seed(seed)
@@ -370,6 +408,8 @@ class MOBO:
         self.refit_growth = float(refit_growth)
         self._fitted: tuple[int, list[dict[str, Tensor]]] | None = None
         self.feasible = feasible
+        self.known = known_subset(known or {}, [o.name for o in self.objectives])
+        self.modelled = [o for o in self.objectives if o.name not in self.known]
 
     def early_point_cap(self, n_trials: int) -> int:
         """How many early learning-curve points the GPs get with ``n_trials`` trials."""
@@ -414,8 +454,7 @@ class MOBO:
         n_bo = n_left - n_sobol
         if n_bo == 0:
             return trials
-        datasets = curve_data(study, self.objectives,
-                              max_early_points=self.early_point_cap(start))
+        datasets = curve_data(study, self.modelled, max_early_points=self.early_point_cap(start))
         X = _at_full_fidelity(self.space.to_unit(params))
         pending = study.pending()
         X_pending = self.space.to_unit(pending) if pending else None
@@ -427,9 +466,11 @@ class MOBO:
                                      kept)
             if kept is None:
                 self._fitted = (len(params), gp_hyperparameters(model))
+            objective = WithKnownObjectives(self.objectives, self.known, self.space.dim) \
+                if self.known else None
             acqf = make_acquisition(model, X, study.reference_point(),
                                     None if X_pending is None else _at_full_fidelity(X_pending),
-                                    self.mc_samples)
+                                    self.mc_samples, objective)
             at_full = FixedFeatureAcquisitionFunction(acqf, d=self.space.dim + 1,
                                                       columns=[self.space.dim], values=[1.0])
             points = propose(at_full, self.space, n_bo, taken, X_pending,
