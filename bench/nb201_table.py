@@ -55,7 +55,8 @@ OBJECTIVES = [Objective("val_acc", "max", ref=REF[0]),
 #: its local search.
 MOBO_VARIANTS = {"mobo": {}, "mobo-refit-every": {"refit_growth": 1.0},
                  "mobo-mc64": {"mc_samples": 64}, "mobo-modelled-params": {},
-                 "mobo-refit1.5": {"refit_growth": 1.5}, "mobo-pool128": {"raw_samples": 128}}
+                 "mobo-refit1.5": {"refit_growth": 1.5}, "mobo-pool128": {"raw_samples": 128},
+                 "mobo-ftol1e-6": {"fit_ftol": 1e-6}}
 
 
 class Lookup:

@@ -80,7 +80,9 @@ def test_a_nb201_search_hands_mobo_its_costs_and_a_table_search_every_core() -> 
     study = Study.open(":memory:", "n", space_of(cfg), OBJECTIVES)
     context = strategy_context(cfg, study, DataShape(3, 10, 32), trains=False)
     assert set(context["known"]) == {"params", "flops"} and context["num_threads"] is None
-    assert "num_threads" not in strategy_context(cfg, study, DataShape(3, 10, 32))
+    assert context["fit_ftol"] > 0
+    assert {"num_threads", "fit_ftol"}.isdisjoint(strategy_context(cfg, study,
+                                                                   DataShape(3, 10, 32)))
     mobo = make_strategy("mobo", context, space=study.space, objectives=OBJECTIVES, num_threads=1)
     assert [o.name for o in mobo.modelled] == ["val_acc"] and mobo.num_threads == 1
     # strategies that model nothing take nothing from the context

@@ -10,7 +10,7 @@ from nago_pl.errors import NagoError
 from nago_pl.search import Objective, Study
 from nago_pl.search.pareto import reference_point, to_maximization
 from nago_pl.search.pruning import should_continue
-from nago_pl.search.report import hypervolume_history, write_pareto_json
+from nago_pl.search.report import current_hypervolume, hypervolume_history, write_pareto_json
 from nago_pl.search.space import NAGO_SPACE
 
 OBJS = [Objective("val_acc", "max", ref=0.2), Objective("params", "min", log=True, ref=1.1e5)]
@@ -34,6 +34,10 @@ def test_dead_network_never_reaches_the_front(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "pareto.json").read_text())["front"] == records
     curve = hypervolume_history(study)
     assert curve[2] == curve[1] > 0  # the dead one adds no hypervolume
+    trial = study.add_trial(study.space.sobol(4, 0)[3], seed=3)  # pruned: scored, never on it
+    study.tell(trial.id, {"val_acc": 0.99, "params": 1e4}, status="pruned")
+    assert current_hypervolume(study) == hypervolume_history(study)[-1] == curve[2]
+    assert current_hypervolume(Study.open(":memory:", "empty", NAGO_SPACE, OBJS)) is None
 
 
 def test_reference_point_from_refs_or_the_worst_value_seen() -> None:

@@ -246,6 +246,8 @@ def test_make_strategy() -> None:
         make_strategy("mobo", space=NAGO, objectives=OBJS, fidelity_kernel="rbf")
     with pytest.raises(NagoError, match="refit_growth must be a number >= 1, got 0.5"):
         make_strategy("mobo", space=NAGO, objectives=OBJS, refit_growth=0.5)
+    with pytest.raises(NagoError, match=r"fit_ftol must be a number in \(0, 1\) or null"):
+        make_strategy("mobo", space=NAGO, objectives=OBJS, fit_ftol=0)
     with pytest.raises(NagoError, match="eta >= 2"):
         make_strategy("bohb", space=NAGO, objectives=OBJS, eta=1)
     with pytest.raises(NagoError, match="non-negative integer"):

@@ -17,7 +17,7 @@ from rich.markup import escape
 from nago_pl.search.executors import Done, Executor, Lost, Started
 from nago_pl.search.progress import SearchProgress
 from nago_pl.search.pruning import LEARNED_METRICS, PruningRule, should_continue
-from nago_pl.search.report import hypervolume_history
+from nago_pl.search.report import current_hypervolume
 from nago_pl.search.strategies import Strategy
 from nago_pl.search.study import FINISHED, LeaseLost, Study, Trial
 from nago_pl.search.trial import TrialJob, record_outcome, trial_job
@@ -202,5 +202,5 @@ class SearchDriver:
         return len(self.study.trials(statuses))
 
     def _best_hv(self) -> str:
-        history = hypervolume_history(self.study)
-        return f"{history[-1]:.4g}" if history else "-"
+        value = current_hypervolume(self.study)
+        return "-" if value is None else f"{value:.4g}"

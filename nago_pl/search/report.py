@@ -16,6 +16,7 @@ from rich.table import Table  # noqa: E402
 from nago_pl.jsonfile import write_json  # noqa: E402
 from nago_pl.search.pareto import (  # noqa: E402
     from_maximization,
+    hypervolume,
     hypervolume_curve,
     to_maximization,
 )
@@ -48,6 +49,16 @@ def hypervolume_history(study: Study) -> list[float]:
     # a pruned trial adds nothing: give it a value at the reference point
     Y = torch.where(complete[:, None], Y, ref.expand_as(Y))
     return hypervolume_curve(Y, ref)
+
+
+def current_hypervolume(study: Study) -> float | None:
+    """The last value of :func:`hypervolume_history` (None before a trial is scored), computed
+    once instead of along the whole history."""
+    trials = scored_trials(study)
+    if not trials:
+        return None
+    complete = [t for t in trials if t.status == "complete"]
+    return hypervolume(objective_matrix(study, complete), study.reference_point())
 
 
 def pareto_records(study: Study) -> list[dict[str, Any]]:

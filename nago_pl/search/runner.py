@@ -71,14 +71,19 @@ def search_strategy(cfg: DictConfig, study: Study, feasible: FeasibilityCheck | 
                          **OmegaConf.to_container(cfg.search.options))
 
 
+#: GP fit tolerance when proposals are the whole cost (BENCHMARKS.md: the 100-trial command).
+FREE_TRIALS_FIT_FTOL = 1e-6
+
+
 def strategy_context(cfg: DictConfig, study: Study, shape: DataShape,
                      trains: bool = True) -> dict[str, Any]:
     """What the search knows that a strategy may use: the objectives known exactly before
-    training, and, when no trial trains (``trains`` false: a table answers them), every core
-    for proposing."""
+    training; and when no trial trains (``trains`` false: a table answers them), so proposing
+    is the whole cost: every core, and GP fits to a looser tolerance (same answers measured
+    on the table). Options the user sets win."""
     context: dict[str, Any] = {"known": known_objectives(cfg, study.space, shape)}
     if not trains:
-        context["num_threads"] = None
+        context.update(num_threads=None, fit_ftol=FREE_TRIALS_FIT_FTOL)
     return context
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from nago_pl.errors import NagoError
-from nago_pl.tracking.mode import DEFAULT_PROJECT, import_wandb, notice, resolve_mode, wandb_installed
+from nago_pl.tracking.mode import notice, wandb_installed
+from nago_pl.tracking.wandb_run import wandb_init_arguments
 
 
 class WandbRunLogger(WandbLogger):
@@ -21,29 +19,9 @@ class WandbRunLogger(WandbLogger):
                  mode: str | None = None, group: str | None = None, job_type: str = "train",
                  name: str | None = None, tags: list[str] | None = None,
                  log_model: bool = False) -> None:
-        wandb = import_wandb()
-        resolved = resolve_mode(mode)
-        directory = Path(os.environ.get("WANDB_DIR") or save_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        if log_model and resolved != "online":
-            raise NagoError(f"logger.log_model=true uploads checkpoints: it needs W&B online, "
-                            f"but the mode is {resolved}")
-        if resolved == "offline" and not mode and not os.environ.get("WANDB_MODE"):
-            notice(f"W&B: no credentials (`wandb login` or WANDB_API_KEY), logging offline; "
-                   f"upload later with `wandb sync {directory}/wandb/offline-run-*` (and the "
-                   "same for the other run directories)", topic="offline")
-        super().__init__(
-            save_dir=str(directory),
-            project=project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
-            log_model=log_model,
-            name=name,
-            entity=entity,
-            mode=resolved,
-            group=group,
-            job_type=job_type,
-            tags=list(tags) if tags else None,
-            settings=wandb.Settings(silent=resolved != "online"),
-        )
+        arguments = wandb_init_arguments(save_dir, project, entity, mode, group, job_type, name,
+                                         tags, log_model)
+        super().__init__(save_dir=arguments.pop("dir"), log_model=log_model, **arguments)
         # Lightning always passes anonymous=None, which recent wandb warns about on every run.
         self._wandb_init.pop("anonymous", None)
 

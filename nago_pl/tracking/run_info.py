@@ -8,25 +8,10 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nago_pl.space import Architecture
-
-
-def flat_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config keyed by Hydra override names (``generator.G1_nodes``, ``seed``...),
-    the names W&B sweeps use for their parameters."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, Mapping) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            flat[prefix[:-1]] = node
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
+from nago_pl.tracking.wandb_run import flat_config
 
 
 def _wandb_loggers(loggers: Sequence[Logger]) -> list[WandbLogger]:

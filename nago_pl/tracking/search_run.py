@@ -11,9 +11,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from nago_pl.config.instantiate import instantiate_checked
 from nago_pl.search.report import hypervolume_history
 from nago_pl.search.study import FINISHED, Study
+from nago_pl.tracking.wandb_run import configured_wandb_run, flat_config
 
 
 def log_search(cfg: DictConfig, study: Study, run_dir: Path,
@@ -21,25 +21,18 @@ def log_search(cfg: DictConfig, study: Study, run_dir: Path,
     """When ``cfg.logger`` logs to W&B, one run with ``job_type=search`` in the study's group:
     the front (``records``) as a table, ``pareto.png`` / ``hypervolume.png`` as images, the
     study database (and ``final.json``) and the best first-objective model as artifacts.
-    Returns whether such a run was logged."""
+    Returns whether such a run was logged. (Plain ``wandb``: no Lightning import.)"""
     node = cfg.copy()
     node.tracking.group = cfg.tracking.group or cfg.study_name
     node.tracking.job_type, node.tracking.name, node.tracking.trial = "search", "search", None
-    built = instantiate_checked(node.logger, "logger", save_dir=str(run_dir))
-    if not built:
-        return False
-    from lightning.pytorch.loggers import WandbLogger  # Lightning: only when loggers are built
-
-    from nago_pl.tracking.run_info import finish_runs, flat_config
-
-    loggers = [lg for lg in (built if isinstance(built, list) else [built])
-               if isinstance(lg, WandbLogger)]
-    if not loggers:
+    arguments = configured_wandb_run(node.get("logger"), str(run_dir))
+    if arguments is None:
         return False
     import wandb
 
-    with finish_runs(loggers):
-        run = loggers[0].experiment
+    run = wandb.init(**arguments)
+    failed = True
+    try:
         run.config.update(flat_config(node), allow_val_change=True)
         images = {name: wandb.Image(str(run_dir / f"{name}.png"))
                   for name in ("pareto", "hypervolume") if (run_dir / f"{name}.png").is_file()}
@@ -50,6 +43,9 @@ def log_search(cfg: DictConfig, study: Study, run_dir: Path,
         run.log_artifact(_study_artifact(wandb, study, run_dir))
         if records and records[0]["paths"].get("checkpoint"):
             run.log_artifact(_model_artifact(wandb, study, records[0]))
+        failed = False
+    finally:
+        wandb.finish(exit_code=1 if failed else 0)
     return True
 
 

@@ -111,14 +111,16 @@ def product_kernel(d: int, cat_dims: Sequence[int] = ()) -> Kernel:
 
 def fit_curve_models(datasets: Sequence[CurveData], fidelity_kernel: str,
                      cat_dims: Sequence[int] = (),
-                     hyperparameters: Sequence[dict[str, Tensor]] | None = None) -> Model:
+                     hyperparameters: Sequence[dict[str, Tensor]] | None = None,
+                     fit_ftol: float | None = None) -> Model:
     """One GP per objective on ``(θ, fidelity)`` inputs: static objectives (all at fidelity 1)
     get a ``SingleTaskGP`` with its default kernel; learned ones the ``fidelity_kernel``:
     "product" (:func:`product_kernel`) or "linear_truncated" (BoTorch's
     ``SingleTaskMultiFidelityGP``; see BENCHMARKS.md for how the two compare). With categorical
     inputs (``cat_dims``) every GP uses :func:`theta_kernel` over θ. With ``hyperparameters``
     (:func:`gp_hyperparameters` of an earlier model of the same objectives) the GPs take them
-    as they are and only condition on the data (no fit)."""
+    as they are and only condition on the data (no fit). ``fit_ftol``: the relative tolerance
+    of the L-BFGS fit (scipy's ``ftol``; None: scipy's default)."""
     gps = []
     for data in datasets:
         d = data.X.shape[-1] - 1
@@ -139,7 +141,8 @@ def fit_curve_models(datasets: Sequence[CurveData], fidelity_kernel: str,
         return model.eval()
     mll = (ExactMarginalLogLikelihood(model.likelihood, model) if len(gps) == 1
            else SumMarginalLogLikelihood(model.likelihood, model))
-    fit_gpytorch_mll(mll)
+    fit_gpytorch_mll(mll, optimizer_kwargs=None if fit_ftol is None
+                     else {"options": {"ftol": fit_ftol}})
     return model
 
 
@@ -380,7 +383,8 @@ class MOBO:
                  num_restarts: int = 8, raw_samples: int = 256, mc_samples: int = 128,
                  maxiter: int = 100, num_threads: int | None = 1, refit_growth: float = 1.2,
                  feasible: Callable[[int, dict[str, Any]], bool] | None = None,
-                 known: Mapping[str, KnownObjective] | None = None) -> None:
+                 known: Mapping[str, KnownObjective] | None = None,
+                 fit_ftol: float | None = None) -> None:
         self.space = space
         self.objectives = list(objectives)
         self.seed = check_seed(seed)
@@ -410,6 +414,10 @@ class MOBO:
         self.feasible = feasible
         self.known = known_subset(known or {}, [o.name for o in self.objectives])
         self.modelled = [o for o in self.objectives if o.name not in self.known]
+        if fit_ftol is not None and (isinstance(fit_ftol, bool) or not isinstance(
+                fit_ftol, int | float) or not 0 < fit_ftol < 1):
+            raise NagoError(f"mobo: fit_ftol must be a number in (0, 1) or null, got {fit_ftol!r}")
+        self.fit_ftol = fit_ftol
 
     def early_point_cap(self, n_trials: int) -> int:
         """How many early learning-curve points the GPs get with ``n_trials`` trials."""
@@ -463,7 +471,7 @@ class MOBO:
         with manual_seed(rng_seed), torch_threads(self.num_threads):
             kept = self._kept_hyperparameters(len(params))
             model = fit_curve_models(datasets, self.fidelity_kernel, self.space.choice_dims,
-                                     kept)
+                                     kept, self.fit_ftol)
             if kept is None:
                 self._fitted = (len(params), gp_hyperparameters(model))
             objective = WithKnownObjectives(self.objectives, self.known, self.space.dim) \
