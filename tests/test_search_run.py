@@ -16,9 +16,9 @@ from rich.console import Console
 
 from nago_pl.config import compose
 from nago_pl.errors import NagoError
-from nago_pl.search import trial as trial_module
 from nago_pl.search.runner import open_study, run_search, write_outputs
 from nago_pl.search.trial import trial_config
+from nago_pl.training import run as run_module  # trials import train_architecture from here
 
 ROOT = Path(__file__).resolve().parents[1]
 # A small, fast slice of the space: few nodes, small networks, short trainings.
@@ -93,14 +93,14 @@ def test_resume_after_kill_9_in_the_middle_of_a_trial(tmp_path: Path) -> None:
 
 def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    real = trial_module.train_architecture
+    real = run_module.train_architecture
 
     def flaky(cfg, run_dir, callbacks=()):  # the second trial runs out of memory
         if cfg.tracking.trial == 1:
             raise MemoryError("out of memory in trial 1")
         return real(cfg, run_dir, callbacks=callbacks)
 
-    monkeypatch.setattr(trial_module, "train_architecture", flaky)
+    monkeypatch.setattr(run_module, "train_architecture", flaky)
     cfg = compose("search", [*FAST, "search=random", "search.trials=3"])
     study = run_search(cfg, tmp_path, Console(quiet=True))
     assert [t.status for t in study.trials()][1] == "failed"
@@ -115,7 +115,7 @@ def test_the_same_error_in_the_first_trials_stops_the_search_unspent(
     def broken(cfg, run_dir, callbacks=()):
         raise OSError("disk full")
 
-    monkeypatch.setattr(trial_module, "train_architecture", broken)
+    monkeypatch.setattr(run_module, "train_architecture", broken)
     cfg = compose("search", [*FAST, "search=random", "search.trials=5"])
     with pytest.raises(NagoError, match="first 3 trials all failed with the same error.*disk full"):
         run_search(cfg, tmp_path, Console(quiet=True))

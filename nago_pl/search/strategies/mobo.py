@@ -374,7 +374,9 @@ class MOBO:
     GPs keep them and condition on the new data (BENCHMARKS.md: "Refitting the GPs").
     ``known`` maps objective names to exact functions of the unit point
     (:mod:`nago_pl.search.known_costs`, e.g. NB201's ``params``): those objectives get no GP,
-    the acquisition computes them (unless every objective is known).
+    the acquisition computes them (unless every objective is known). ``fit_ftol`` is the GP
+    fits' L-BFGS tolerance (None: scipy's default; a search whose trials train nothing sets
+    1e-6, BENCHMARKS.md).
     """
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], seed: int = 0, *,
