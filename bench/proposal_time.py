@@ -2,6 +2,7 @@
 without per-epoch reports.
 
     .venv/bin/python bench/proposal_time.py [--sizes 10 50 100 200 400] [--reps 5] [--threads 1]
+        [--baselines front capped]
 
 Each size gets two Studies of that many trials (uniform configs, two synthetic objectives: a
 bumpy accuracy to maximise and a log-modelled parameter count to minimise). ``final``: every
@@ -9,7 +10,13 @@ trial complete with its final values only (what the surrogate saw before the fid
 ``curves``: every trial reports a 20-epoch learning curve; 60 % are pruned at epoch 3, 6 or 12,
 the rest complete, so the fidelity model sees early points. Every timed ``MOBO.ask(study, 1)``
 proposal is then failed so it does not pile up as a pending point. Prints a markdown table:
-median/min/max proposal time, median GP fit time on its own, and the GP training points.
+median/min/max proposal time, median GP fit time on its own, the GP training points, and the
+qLogNEHVI baseline size of the last proposal.
+
+``--baselines`` times qLogNEHVI baseline rules side by side, their proposals interleaved so that
+both see the same machine load: ``front`` (MOBO's: the whole likely front plus at most
+MAX_UNCERTAIN_BASELINE uncertain points) and ``capped`` (every point counted uncertain: at most
+MAX_UNCERTAIN_BASELINE points in all, the rule before issue 19).
 """
 
 from __future__ import annotations
@@ -21,9 +28,13 @@ import time
 
 import torch
 
+import nago_pl.search.strategies.mobo as mobo_module
 from nago_pl.search import MOBO, NAGO_SPACE, Objective, SearchSpace, Study
 from nago_pl.search.fidelity import curve_data
 from nago_pl.search.strategies.mobo import fit_curve_models, torch_threads
+
+#: MOBO's CERTAIN_PARETO under each ``--baselines`` rule (above 1: nothing counts as certain).
+BASELINE_RULES = {"front": mobo_module.CERTAIN_PARETO, "capped": 2.0}
 
 OBJECTIVES = [Objective("val_acc", "max", ref=0.2), Objective("params", "min", log=True)]
 EPOCHS = 20
@@ -54,6 +65,19 @@ def make_study(space: SearchSpace, n: int, seed: int, curves: bool) -> Study:
     return study
 
 
+class BaselineSize:
+    """Records the size of the baseline each qLogNEHVI built by MOBO keeps."""
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.rule = mobo_module.pareto_baseline
+
+    def __call__(self, *args: object, **kwargs: object) -> torch.Tensor:
+        baseline = self.rule(*args, **kwargs)
+        self.last = baseline.shape[0]
+        return baseline
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100, 200, 400])
@@ -64,11 +88,15 @@ def main() -> None:
                         help="MOBO's fidelity_kernel (product, the default, or linear_truncated)")
     parser.add_argument("--max-early-points", type=int, default=None,
                         help="MOBO's cap on early learning-curve points (default: its own)")
+    parser.add_argument("--baselines", nargs="+", default=["front"], choices=list(BASELINE_RULES),
+                        help="qLogNEHVI baseline rules to time side by side")
     args = parser.parse_args()
     space = SearchSpace.from_config(NAGO_SPACE)
-    print("| trials | data | proposal median (s) | min | max | GP fit median (s) "
-          "| GP points (acc / params) |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    size = BaselineSize()
+    mobo_module.pareto_baseline = size
+    print("| trials | data | baseline rule | proposal median (s) | min | max | GP fit median (s) "
+          "| GP points (acc / params) | baseline kept |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         for curves in (False, True):
             study = make_study(space, n, seed=n, curves=curves)
@@ -78,12 +106,16 @@ def main() -> None:
             mobo.ask(study, 1)  # warm-up (lazy imports, first autograd call)
             for trial in study.trials(("running",)):
                 study.fail(trial.id, "warm-up")
-            times = []
+            times: dict[str, list[float]] = {rule: [] for rule in args.baselines}
+            kept: dict[str, int] = {}
             for _ in range(args.reps):
-                start = time.perf_counter()
-                (trial,) = mobo.ask(study, 1)
-                times.append(time.perf_counter() - start)
-                study.fail(trial.id, "timing only")
+                for rule in args.baselines:
+                    mobo_module.CERTAIN_PARETO = BASELINE_RULES[rule]
+                    start = time.perf_counter()
+                    (trial,) = mobo.ask(study, 1)
+                    times[rule].append(time.perf_counter() - start)
+                    kept[rule] = size.last
+                    study.fail(trial.id, "timing only")
             datasets = curve_data(study, OBJECTIVES, max_early_points=mobo.early_point_cap(n))
             fits = []
             with torch_threads(args.threads or None):
@@ -92,9 +124,11 @@ def main() -> None:
                     fit_curve_models(datasets, mobo.fidelity_kernel)
                     fits.append(time.perf_counter() - start)
             points = " / ".join(str(d.X.shape[0]) for d in datasets)
-            print(f"| {n} | {'curves' if curves else 'final'} | {statistics.median(times):.2f} "
-                  f"| {min(times):.2f} | {max(times):.2f} | {statistics.median(fits):.2f} "
-                  f"| {points} |", flush=True)
+            for rule in args.baselines:
+                t = times[rule]
+                print(f"| {n} | {'curves' if curves else 'final'} | {rule} "
+                      f"| {statistics.median(t):.2f} | {min(t):.2f} | {max(t):.2f} "
+                      f"| {statistics.median(fits):.2f} | {points} | {kept[rule]} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -96,9 +96,9 @@ def test_first_trials_failing_alike_stop_the_search_and_are_forgotten() -> None:
 
 def test_different_failures_do_not_stop_the_search() -> None:
     study = Study.open(":memory:", "g", UNIT2, OBJS)
-    for i in range(3):
+    for i, error in enumerate(["out of memory", "loss is nan", "cannot fit its budget"]):
         trial = study.add_trial({"x0": 0.1 * i, "x1": 0.5}, seed=i)
-        study.fail(trial.id, f"out of memory in trial {i}")
+        study.fail(trial.id, f"{error} in trial {i}")
     check_systematic_failure(study)
     assert study.n_trials() == 3
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from shared_data import require_shared
 from torch.nn import functional as F
 
 from nago_pl.data import (
@@ -181,8 +182,7 @@ def write_idx_folder(folder: Path, n_train: int = 40, n_test: int = 10, gz: bool
 
 @pytest.fixture(scope="module")
 def fashion() -> IdxDataModule:
-    if not FASHION.is_dir():
-        pytest.skip("../shared/data/fashion-mnist not present: real Fashion-MNIST IDX files needed")
+    require_shared(FASHION)
     dm = IdxDataModule(root=str(FASHION))
     dm.setup("fit")
     return dm
@@ -360,8 +360,7 @@ def test_cifar_layout_errors(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def cifar_jpg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 images per class per split extracted from the real CIFAR-10 JPEG tar."""
-    if not CIFAR_TAR.is_file():
-        pytest.skip("../shared/data/cifar10-jpg/cifar10-jpg.tar.gz not present: real JPEGs needed")
+    require_shared(CIFAR_TAR)
     root = tmp_path_factory.mktemp("cifar_jpg")
     counts: dict[str, int] = {}
     with tarfile.open(CIFAR_TAR, "r:gz") as tar:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,22 @@ def search_cli(run_dir: Path, *overrides: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-def rows(db: Path, query: str) -> list[tuple]:
-    try:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return conn.execute(query).fetchall()
-    except sqlite3.OperationalError:  # not created yet
+def rows(db: Path, query: str, patience: float = 30) -> list[tuple]:
+    """The query's rows ([] while the study file does not exist yet). A database that stays
+    locked, or a schema still being created, for ``patience`` seconds raises: a check that
+    follows must never pass on rows it could not read."""
+    if not db.exists():
         return []
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with closing(sqlite3.connect(db, timeout=patience)) as conn:
+                return conn.execute(query).fetchall()
+        except sqlite3.OperationalError as err:
+            transient = "locked" in str(err) or "busy" in str(err) or "no such table" in str(err)
+            if not transient or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def wait_for(condition: Callable[[], object], proc: subprocess.Popen | None = None,
@@ -244,6 +255,53 @@ def test_driver_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) 
             assert old == new
 
 
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_workers_of_a_driver_killed_while_they_start_exit_without_writing(
+        tmp_path: Path) -> None:
+    """Killed while its workers still import their libraries (seconds; longer on a busy
+    machine), the driver's workers exit as soon as they have started: no trial trains or
+    writes a file."""
+    proc = search_cli(tmp_path, "executor=process", "search.workers=2", "search.trials=4")
+    orphans = wait_for(lambda: workers_of(proc.pid), proc)
+    proc.kill()
+    proc.communicate()
+    wait_for(lambda: not any(alive(p) for p in orphans), timeout=120)
+    assert rows(tmp_path / "study.db", "SELECT * FROM reports") == []
+    trials = tmp_path / "trials"
+    assert not trials.exists() or [p for p in trials.rglob("*") if p.is_file()] == []
+
+
+def test_a_worker_whose_driver_is_gone_when_it_finishes_exits_quietly(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The trial ended after its driver died: nobody to tell, so no BrokenPipeError traceback,
+    just the orphan's exit status."""
+    import multiprocessing
+
+    from nago_pl.search.executors.process import EXIT_ORPHANED, _worker
+
+    cfg = compose("search", [*FAST, f"arch={tmp_path / 'absent.json'}"])  # fails at once
+    study = Study.open(":memory:", "w", OmegaConf.to_container(cfg.search.space, resolve=True),
+                       OBJS)
+    trial = RandomSearch(study.space, OBJS, seed=0).ask(study)[0]
+    job = trial_job(trial, trial_base_config(cfg, "trial"), tmp_path / "trials")
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    worker = context.Process(target=_worker, args=(theirs, job, None, os.getpid()))
+    worker.start()
+    theirs.close()
+    ours.close()  # the driver is gone: the worker's pipe to it is broken
+    worker.join(timeout=300)
+    assert worker.exitcode == EXIT_ORPHANED
+    assert "Traceback" not in capfd.readouterr().err
+
+
 @pytest.mark.slow
 def test_two_drivers_on_one_study_share_the_trials(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
@@ -259,7 +317,8 @@ def test_two_drivers_on_one_study_share_the_trials(tmp_path: Path) -> None:
     assert all(t[1] == "complete" for t in trials)
     assert len({(t[2], t[3]) for t in trials}) == 5  # no trial trained twice
     owners = {o.split(":")[1] for (o,) in rows(db, "SELECT owner FROM trials")}
-    assert owners <= {str(first.pid), str(second.pid)}
+    # both drivers trained trials: one driver doing all the work is no cooperation
+    assert owners == {str(first.pid), str(second.pid)}
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from shared_data import needs_shared
 
 from nago_pl.config import compose
 from nago_pl.errors import NagoError
@@ -123,3 +124,79 @@ def test_a_digits_search_trains_prescreened_trials(tmp_path: Path) -> None:
     for _, info in rows:
         screened = json.loads(info)["prescreen"]
         assert screened["proxy"] == "nwot" and screened["scored"] == 4
+
+
+# ------------------------------------------------------------ with the table (issue 18)
+TABLE = ROOT / ".." / "shared" / "data" / "nas-bench-201" / "nats_tss_test_acc_200ep.csv"
+needs_table = needs_shared(TABLE)
+
+
+def table_search(run_dir: Path, *overrides: str):
+    from rich.console import Console
+
+    from nago_pl.search.runner import run_search
+
+    cfg = compose("search", ["space=nb201", "evaluator=nb201_table", "search=random",
+                             "logger=none", f"evaluator.path={TABLE}", "search.trials=3",
+                             "search.prescreen=2", "search.prescreen_batch=8",
+                             "space.cells_per_stage=1", *overrides])
+    return run_search(cfg, run_dir, Console(quiet=True))
+
+
+@pytest.fixture
+def rgb_folder(tmp_path: Path) -> Path:
+    """An ImageFolder pool of CIFAR-10's shape: 10 classes of 32x32 RGB images."""
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(0)
+    for c in range(10):
+        (tmp_path / "images" / f"class{c}").mkdir(parents=True)
+        for k in range(3):
+            pixels = torch.randint(256, (32, 32, 3), generator=gen, dtype=torch.uint8)
+            Image.fromarray(pixels.numpy()).save(tmp_path / "images" / f"class{c}" / f"{k}.png")
+    return tmp_path / "images"
+
+
+def statuses(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT status FROM trials ORDER BY number")]
+
+
+@needs_table
+def test_table_search_refuses_to_prescreen_on_images_of_another_shape(tmp_path: Path) -> None:
+    """The table loads no data: the default digits (1x8x8) cannot score CIFAR-10 cells."""
+    with pytest.raises(NagoError, match=r"search.prescreen=2 scores networks on training images "
+                                        r"of their input: evaluator.dataset=cifar10's 3x32x32 "
+                                        r"images of 10 classes, but .* has 1x8x8 images"):
+        table_search(tmp_path)
+    assert "running" not in statuses(tmp_path / "study.db")
+
+
+@needs_table
+def test_table_search_prescreens_on_images_of_the_table_shape(tmp_path: Path,
+                                                             rgb_folder: Path) -> None:
+    study = table_search(tmp_path, "dataset=image_folder", f"dataset.root={rgb_folder}",
+                         "dataset.val_fraction=0.2")
+    trials = study.trials()
+    assert [t.status for t in trials] == ["complete"] * 3
+    screened = [t for t in trials if t.info["source"] != "baseline"]
+    assert screened and all(t.info["prescreen"]["scored"] == 2 for t in screened)
+
+
+@needs_table
+def test_an_error_while_prescreening_leaves_no_trial_running(
+        tmp_path: Path, rgb_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fails_on_the_second_trial(self, params, seed):
+        calls.append(seed)
+        if len(calls) > 2:  # trial 0's two candidates scored, then the proxy breaks
+            raise RuntimeError("proxy broke")
+        return float(len(calls))
+
+    monkeypatch.setattr(Prescreen, "score", fails_on_the_second_trial)
+    with pytest.raises(RuntimeError, match="proxy broke"):
+        table_search(tmp_path, "dataset=image_folder", f"dataset.root={rgb_folder}",
+                     "search.batch_size=2")
+    after = statuses(tmp_path / "study.db")
+    assert "running" not in after and after[-1] == "queued"  # asked again when re-run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from shared_data import needs_shared
 
 from nago_pl.config import compose
 from nago_pl.errors import NagoError
 from nago_pl.search.runner import open_study, run_search, write_outputs
+from nago_pl.search.study import Objective, Study
 from nago_pl.search.trial import trial_config
 from nago_pl.training import run as run_module  # trials import train_architecture from here
 
@@ -55,7 +58,7 @@ def test_search_writes_its_outputs(tmp_path: Path) -> None:
     for record in front:
         assert Path(record["paths"]["architecture"]).is_file()
         assert 0 < record["values"]["val_acc"] <= 1 and record["values"]["params"] <= 30000
-        assert isinstance(record["params"]["G1_nodes"], int)
+        assert isinstance(record["hparams"]["G1_nodes"], int)
     assert "Pareto front of study 'e2e'" in out
 
 
@@ -228,28 +231,103 @@ def test_failing_final_retrains_are_recorded_not_raised(tmp_path: Path) -> None:
 
     cfg = compose("search", [*FAST, "search.final.top=1", "search.final.samples=2",
                              "search.final.max_epochs=1", "model.optimizer.lr=-1"])
-    record = {"trial": 0, "seed": 0, "params": {"G1_nodes": 3, "G2_nodes": 1, "G3_nodes": 3}}
+    record = {"trial": 0, "seed": 0, "hparams": {"G1_nodes": 3, "G2_nodes": 1, "G3_nodes": 3}}
     results = final_evaluation(cfg, [record], tmp_path, Console(quiet=True))
     assert len(results["failed"]) == 2 and all("learning rate" in f for f in results["failed"])
     assert json.loads((tmp_path / "final.json").read_text()) == results
 
 
 def test_resuming_with_other_training_settings_is_refused(tmp_path: Path) -> None:
-    open_study(compose("search", FAST), tmp_path).close()
+    # a named study: a derived default name would give other settings a study of their own
+    named = [*FAST, "study_name=named"]
+    open_study(compose("search", named), tmp_path).close()
     for override, change in [("trainer.max_epochs=5", "trainer.max_epochs=3 before, 5 now"),
                              ("seed=4", "seed=0 before, 4 now"),
                              ("dataset.val_fraction=0.3", "dataset.val_fraction=0.2 before, 0.3 now"),
                              ("network.head_channels=32", "network.head_channels=64 before, 32 now")]:
         with pytest.raises(NagoError) as info:
-            open_study(compose("search", [*FAST, override]), tmp_path)
+            open_study(compose("search", [*named, override]), tmp_path)
         message = str(info.value)
         assert change in message and "search.allow_changed_settings=true" in message, message
         assert "\n" not in message
     # what does not change a trial's result may change; searched values come from the space
     for harmless in ("search.trials=50", "logger=csv", "dataset.num_workers=1",
                      "generator.G1_nodes=5"):
-        open_study(compose("search", [*FAST, harmless]), tmp_path).close()
-    allowed = open_study(compose("search", [*FAST, "trainer.max_epochs=5",
+        open_study(compose("search", [*named, harmless]), tmp_path).close()
+    allowed = open_study(compose("search", [*named, "trainer.max_epochs=5",
                                             "search.allow_changed_settings=true"]), tmp_path)
     allowed.close()  # and the new settings are now the study's
-    open_study(compose("search", [*FAST, "trainer.max_epochs=5"]), tmp_path).close()
+    open_study(compose("search", [*named, "trainer.max_epochs=5"]), tmp_path).close()
+
+
+TABLE = ROOT / "../shared/data/nas-bench-201/nats_tss_test_acc_200ep.csv"
+needs_table = needs_shared(TABLE)
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def scored_study(path: Path | str, objectives: list[Objective], values: list[dict]) -> Study:
+    study = Study.open(path, "outputs", SPACE, objectives)
+    for i, value in enumerate(values):
+        study.tell(study.add_trial({"x": i / len(values)}, seed=i).id, value)
+    return study
+
+
+def test_a_single_objective_search_plots_its_best_so_far_and_prints_its_front(
+        tmp_path: Path) -> None:
+    study = scored_study(":memory:", [Objective("val_acc", "max")],
+                         [{"val_acc": v, "params": 1000.0 + v} for v in (0.5, 0.8, 0.7, 0.9)])
+    console = Console(record=True, width=200)
+    records = write_outputs(study, tmp_path, console)
+    assert [r["trial"] for r in records] == [3]
+    assert (tmp_path / "pareto.png").stat().st_size > 0
+    assert (tmp_path / "hypervolume.png").stat().st_size > 0
+    assert "Pareto front of study 'outputs'" in console.export_text()
+
+
+def test_pareto_json_keeps_hyper_parameters_apart_from_the_parameter_count(
+        tmp_path: Path) -> None:
+    study = scored_study(":memory:", [Objective("val_acc", "max"), Objective("params", "min")],
+                         [{"val_acc": 0.9, "params": 1234.0}])
+    write_outputs(study, tmp_path, Console(quiet=True))
+    [record] = json.loads((tmp_path / "pareto.json").read_text())["front"]
+    assert record["hparams"] == {"x": 0.0} and record["values"]["params"] == 1234.0
+    assert "params" not in record
+
+
+def test_the_hypervolume_plot_counts_trials_in_whole_numbers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nago_pl.search import report
+
+    figures = []
+    monkeypatch.setattr(report.plt, "close", figures.append)
+    study = scored_study(":memory:", [Objective("val_acc", "max"), Objective("params", "min")],
+                         [{"val_acc": v, "params": p} for v, p in ((0.5, 10.0), (0.8, 20.0),
+                                                                    (0.9, 5.0))])
+    report.plot_hypervolume(study, tmp_path / "hypervolume.png")
+    [figure] = figures
+    ticks = figure.axes[0].get_xticks()
+    assert len(ticks) > 1 and all(float(t).is_integer() for t in ticks), ticks
+
+
+@needs_table
+def test_after_a_search_study_db_alone_holds_every_trial(tmp_path: Path) -> None:
+    cfg = compose("search", ["space=nb201", "evaluator=nb201_table", "dataset=cifar10",
+                             f"evaluator.path={TABLE}", "search=random", "search.trials=3",
+                             "logger=none"])
+    study = run_search(cfg, tmp_path / "search", Console(quiet=True))
+    write_outputs(study, tmp_path / "search", Console(quiet=True))
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "search" / "study.db", tmp_path / "copy" / "study.db")
+    assert rows(tmp_path / "copy" / "study.db",
+                "SELECT status, COUNT(*) FROM trials GROUP BY status") == [("complete", 3)]
+
+
+def test_closing_a_study_checkpoints_its_log_while_another_has_it_open(tmp_path: Path) -> None:
+    objectives = [Objective("val_acc", "max")]
+    other = Study.open(tmp_path / "study.db", "outputs", SPACE, objectives)
+    study = scored_study(tmp_path / "study.db", objectives, [{"val_acc": 0.5}, {"val_acc": 0.7}])
+    study.close()
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "study.db", tmp_path / "copy" / "study.db")
+    other.close()
+    assert rows(tmp_path / "copy" / "study.db", "SELECT COUNT(*) FROM trials") == [(2,)]

@@ -187,14 +187,6 @@ def test_statuses_values_and_errors() -> None:
     assert study.trial(running.id).paths == {"run_dir": "runs/3", "ckpt": "last.ckpt"}
 
 
-def test_observations_skip_non_finite() -> None:
-    study = Study.open(":memory:", "s", NAGO_SPACE, OBJS)
-    t = study.add_trial(configs(1)[0], seed=0)
-    study.tell(t.id, {"val_acc": float("nan"), "params": 1e6})
-    params, values = study.observations()
-    assert params == [] and values.shape == (0, 2)
-
-
 def test_objective_validation() -> None:
     with pytest.raises(NagoError, match="direction must be 'max' or 'min', got 'maximize'"):
         Objective("val_acc", "maximize")  # type: ignore[arg-type]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from shared_data import require_shared
 
 from nago_pl.config import compose
 from nago_pl.training.run import train_architecture
@@ -49,8 +52,9 @@ def test_train_cli_writes_its_files_and_trains_from_an_architecture_file(tmp_pat
         assert (first / name).is_file(), name
     again = tmp_path / "again"
     done = run_train(f"hydra.run.dir={again}", "trainer.max_epochs=1",
-                     f"arch={first / 'architecture.json'}", "seed=99")
+                     f"arch={first / 'architecture.json'}", "seed=99", "export=true")
     assert done.returncode == 0, done.stderr
+    assert f"exported model: {again / 'export'}" in done.stdout
     assert (again / "architecture.json").read_text() == (first / "architecture.json").read_text()
     metrics = [json.loads((d / "metrics.json").read_text()) for d in (first, again)]
     assert metrics[0]["params"] == metrics[1]["params"]
@@ -58,8 +62,7 @@ def test_train_cli_writes_its_files_and_trains_from_an_architecture_file(tmp_pat
 
 @pytest.mark.slow
 def test_fashion_mnist_idx_files_train(tmp_path: Path) -> None:
-    if not FASHION.is_dir():
-        pytest.skip(f"{FASHION} not present: the shared real-data folder is needed")
+    require_shared(FASHION)
     cfg = compose("train", [*QUIET, "dataset=fashion_mnist", f"dataset.root={FASHION}",
                             "dataset.max_train_samples=8000", "trainer.max_epochs=2",
                             "network.param_limit=50000", "network.head_channels=128",
@@ -133,3 +136,21 @@ def test_json_files_are_strict_with_null_for_non_finite_values(tmp_path: Path) -
     text = (tmp_path / "m.json").read_text()
     assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [None, 1.5], "c": {"d": None}}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no partial file left
+
+
+@pytest.mark.slow
+def test_sigterm_while_training_says_so_and_exits_non_zero(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "train.py", *QUIET, f"hydra.run.dir={tmp_path}",
+                             "trainer.max_epochs=500", "logger=none"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not (tmp_path / "checkpoints" / "best.ckpt").is_file():  # an epoch has finished
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    lines = [line for line in err.splitlines() if line.startswith("interrupted:")]
+    assert len(lines) == 1 and "SIGTERM" in lines[0] and "no metrics.json" in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "metrics.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from shared_data import require_shared
 
 import nago_pl
 from nago_pl.config import compose
@@ -52,8 +54,7 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_fine_tune_the_best_found_model_on_fashion_mnist(search_dir: Path, tmp_path: Path) -> None:
     fashion = DATA / "fashion-mnist"
-    if not fashion.is_dir():
-        pytest.skip(f"{fashion} not present: the shared real-data folder is needed")
+    require_shared(fashion)
     front = json.loads((search_dir / "pareto.json").read_text())["front"]
     best = max(front, key=lambda r: r["values"]["val_acc"])
     cfg = compose("train", [*QUIET, f"init_from={search_dir}", "dataset=fashion_mnist",
@@ -69,8 +70,7 @@ def test_fine_tune_the_best_found_model_on_fashion_mnist(search_dir: Path, tmp_p
 def test_fine_tune_on_the_cifar10_jpeg_tree_adapts_channels(search_dir: Path,
                                                              tmp_path: Path) -> None:
     archive = DATA / "cifar10-jpg" / "cifar10-jpg.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} not present: the shared real-data folder is needed")
+    require_shared(archive)
     root = tmp_path / "cifar"
     counts: dict[str, int] = {}
     with tarfile.open(archive) as tar:
@@ -211,7 +211,7 @@ def test_a_search_dir_loads_the_checkpoint_its_records_name(digits_run: Path,
         if value.is_floating_point():
             value += 1.0
     torch.save(checkpoint, trial / "checkpoints" / "best-v1.ckpt")  # left by an older version
-    record = {"trial": 0, "params": {}, "seed": 0, "epochs": 2,
+    record = {"trial": 0, "hparams": {}, "seed": 0, "epochs": 2,
               "values": {"val_acc": 0.9, "params": 1000.0},
               "paths": {"checkpoint": "/moved/elsewhere/trials/0000/checkpoints/best-v1.ckpt"}}
     (tmp_path / "search" / "pareto.json").write_text(json.dumps({"front": [record]}))
@@ -229,3 +229,19 @@ def test_a_malformed_pareto_json_is_a_clear_error(tmp_path: Path, text: str) -> 
     (tmp_path / "pareto.json").write_text(text)
     with pytest.raises(NagoError, match=r"init_from=.*pareto.json"):
         load_trained(tmp_path)
+
+
+def test_init_from_says_which_trial_it_loaded(digits_run: Path, tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    search = tmp_path / "search"
+    shutil.copytree(digits_run, search / "trials" / "0003")
+    record = {"trial": 3, "hparams": {}, "seed": 0, "epochs": 2,
+              "values": {"val_acc": 0.9, "params": 1000.0},
+              "paths": {"checkpoint": "elsewhere/trials/0003/checkpoints/best.ckpt"}}
+    (search / "pareto.json").write_text(json.dumps({"front": [record]}))
+    caplog.set_level(logging.INFO, logger="nago_pl.training.run")
+    train_architecture(compose("train", [*QUIET, f"init_from={search}", "trainer.max_epochs=1"]),
+                       tmp_path / "run")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("init_from:")]
+    assert lines == [f"init_from: loaded trial 3 (pick=best_acc: val_acc 0.9, of 1 on the front) "
+                     f"of the search {search}"]

@@ -475,6 +475,129 @@ def test_drive_sweep_runs_the_study_through_the_controller_and_resumes(
     assert len(created) == 1 and again.n_trials() == 3 and controller.runs == []
 
 
+class FakeWandbServer:
+    """W&B's server for one sweep, in memory: it answers the two GraphQL calls that
+    ``wandb.sweep`` and the real local controller make (``UpsertSweep``, ``SweepWithRuns``) the
+    way the W&B server does. Its agents move one step per read of the sweep: a run the controller
+    scheduled is created ``pending`` (the controller schedules nothing else meanwhile, so the next
+    proposal must be offered again), then ``running``, then ends as ``outcomes[trial]`` says
+    (state, summary, stopped). More than ``max_reads`` reads fail the test instead of hanging."""
+
+    def __init__(self, outcomes: dict[int, tuple[str, dict[str, Any], bool]], max_reads: int = 40):
+        self.outcomes = outcomes
+        self.max_reads = max_reads
+        self.reads = 0
+        self.sweep: dict[str, Any] = {}
+        self.runs: list[dict[str, Any]] = []
+        self.ended = False  # the controller scheduled "no more runs"
+        self.warnings: list[str] = []  # what the server says is wrong with the sweep config
+
+    def execute_graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """The W&B public API's entry point for every GraphQL request."""
+        if "mutation UpsertSweep(" in query:
+            return self.upsert(variables)
+        if "query SweepWithRuns(" in query:
+            return self.read(variables)
+        raise AssertionError(f"unexpected W&B request: {query.split('{')[0].strip()}")
+
+    def upsert(self, variables: dict[str, Any]) -> dict[str, Any]:
+        from sweeps import schema_violations_from_proposed_config
+
+        if variables["id"] is None:  # wandb.sweep: create it
+            assert not self.sweep, "the sweep is created once"
+            self.sweep = {"id": "U3dlZXA6MQ==", "name": "sw1", "state": "RUNNING",
+                          "config": variables["config"], "controller": None, "scheduler": "{}"}
+        else:  # the controller writes its schedule
+            assert variables["id"] == self.sweep["id"]
+            if variables["controller"] is not None:
+                self.sweep["controller"] = variables["controller"]
+        warnings = [str(v) for v in schema_violations_from_proposed_config(
+            yaml.safe_load(variables["config"]))]
+        self.warnings += warnings
+        return {"upsertSweep": {"sweep": {"name": self.sweep["name"]},
+                                "configValidationWarnings": warnings}}
+
+    def read(self, variables: dict[str, Any]) -> dict[str, Any]:
+        assert variables["sweep"] == self.sweep["name"]
+        self.reads += 1
+        assert self.reads <= self.max_reads, "the sweep did not end"
+        self.agents_step()
+        nodes = [{**run, "config": json.dumps(run["config"]),
+                  "summaryMetrics": json.dumps(run["summaryMetrics"]), "sampledHistory": [[]]}
+                 for run in self.runs]
+        return {"project": {"sweep": {**self.sweep, "runs": {"edges": [{"node": n} for n in nodes]}}}}
+
+    def agents_step(self) -> None:
+        scheduler = json.loads(self.sweep["scheduler"])
+        for run in self.runs:
+            if run["state"] == "running":
+                trial = run["config"]["tracking.trial"]["value"]
+                run["state"], run["summaryMetrics"], run["stopped"] = self.outcomes[trial]
+            elif run["state"] == "pending":
+                run["state"] = "running"
+        taken = {s["id"] for s in scheduler.get("scheduled", [])}
+        for entry in json.loads(self.sweep["controller"] or "{}").get("schedule", []):
+            args = entry["data"]["args"]
+            if args is None:
+                self.ended = True
+            elif entry["id"] not in taken:  # an agent takes it: a run with its config
+                name = f"run-{len(self.runs)}"
+                config = {k: {"value": v["value"], "desc": None} for k, v in args.items()}
+                self.runs.append({"name": name, "state": "pending", "stopped": False,
+                                  "config": {**config, "_wandb": {"value": {"cli_version": "x"}}},
+                                  "summaryMetrics": {}})
+                scheduler.setdefault("scheduled", []).append({"id": entry["id"], "runid": name})
+        self.sweep["scheduler"] = json.dumps(scheduler)
+
+
+class FakeApi:
+    """``wandb.Api()`` with ``server`` as its backend."""
+
+    def __init__(self, server: FakeWandbServer) -> None:
+        self.settings = {"entity": "me", "project": "nago-pl", "base_url": "https://api.wandb.ai"}
+        self.default_entity = "me"
+        self._service_api = server
+
+
+def test_drive_sweep_runs_the_real_local_controller_with_only_the_server_faked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wandb.sweep`` and ``wandb.controller`` are W&B's own (``sweeps`` installed): proposals
+    must reach the server as the controller's schedule, and the runs the server reports end
+    their trials complete, pruned or failed."""
+    import wandb
+
+    from nago_pl.tracking import sweep_driver
+
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    for name in ("WANDB_PROJECT", "WANDB_ENTITY"):  # wandb.sweep and the controller set them:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)  # set then deleted, monkeypatch removes them afterwards
+    monkeypatch.setattr(sweep_driver, "POLL_SECONDS", 0.0)
+    server = FakeWandbServer({
+        0: ("finished", {"val_acc": 0.9, "params": 5000, "epochs": 2, "_runtime": 3}, False),
+        1: ("killed", {"val/acc": 0.4, "model/params": 7000, "epoch": 0}, True),
+        2: ("crashed", {}, False)})
+    monkeypatch.setattr(wandb, "Api", lambda *args, **kwargs: FakeApi(server))
+    cfg = compose("search", ["search=random", "search.trials=3", "study_name=driven"])
+    study = drive_sweep(cfg, tmp_path, Console(quiet=True), ["dataset=digits"])
+
+    assert server.warnings == []  # W&B's sweep schema accepts the sweep build_sweep made
+    assert (tmp_path / "wandb_sweep.txt").read_text() == "sw1\n"
+    trials = study.trials()
+    assert [(t.number, t.status) for t in trials] == [(0, "complete"), (1, "pruned"), (2, "failed")]
+    assert trials[0].values == {"val_acc": 0.9, "params": 5000.0, "epochs": 2.0}
+    assert trials[0].epochs_reached == 2
+    assert trials[1].values == {"val_acc": 0.4, "params": 7000.0}
+    assert trials[2].error == "W&B run run-2 crashed"
+    assert [t.paths["wandb_run"] for t in trials] == ["run-0", "run-1", "run-2"]
+    fixed = fixed_params(study, {"dataset": "digits"})
+    for trial, run in zip(trials, server.runs, strict=True):  # each run trains its trial's proposal
+        args = {k: v["value"] for k, v in run["config"].items() if k != "_wandb"}
+        assert args == {**fixed, **proposal_to_sweep_params(trial, "driven")}
+    assert server.ended  # told to schedule no more runs
+
+
 def test_the_nago_sweep_names_only_train_py_overrides() -> None:
     cfg = compose("search", ["dataset=digits"])
     study = Study.open(":memory:", "default", OmegaConf.to_container(cfg.search.space, resolve=True),

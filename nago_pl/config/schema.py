@@ -67,8 +67,12 @@ class TrainerConfig:
     gradient_clip_val: float | None = 5.0
     accumulate_grad_batches: int = 1
     check_val_every_n_epoch: int = 1
-    limit_train_batches: float | None = None
-    limit_val_batches: float | None = None
+    # Lightning's meaning: an int is a number of batches, a float a fraction of them (Any keeps
+    # 150 an int and 0.5 a float; validate.check_batches checks them)
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    val_check_interval: Any = None  # validate every n batches (int) or fraction of an epoch
     log_every_n_steps: int = 10
     deterministic: bool = False
     benchmark: bool | None = None
@@ -203,7 +207,7 @@ class SearchSettings:
 class SearchConfig(TrainConfig):
     """``search.py``: the training config of every trial plus the search settings."""
 
-    study_name: str = "default"
+    study_name: str = "${nago.study_name:}"  # derived from the study's settings (naming.py)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     search: SearchSettings = field(default_factory=SearchSettings)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -214,10 +218,20 @@ def _scale(value: Any, factor: Any) -> int:
     return round(float(value) * float(factor))
 
 
+def _study_name(*, _root_: Any) -> str:
+    """``${nago.study_name:}``: the study name derived from the config it appears in."""
+    from nago_pl.search.naming import default_study_name  # the search stack: only when used
+
+    return default_study_name(_root_)
+
+
 def register_configs() -> None:
-    """Make the schemas and the ``nago.scale`` resolver known to Hydra (idempotent)."""
+    """Make the schemas and the ``nago.scale`` / ``nago.study_name`` resolvers known to Hydra
+    (idempotent)."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="search_schema", node=SearchConfig)
     if not OmegaConf.has_resolver("nago.scale"):
         OmegaConf.register_new_resolver("nago.scale", _scale)
+    if not OmegaConf.has_resolver("nago.study_name"):
+        OmegaConf.register_new_resolver("nago.study_name", _study_name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -23,6 +24,9 @@ from nago_pl.space.generator import GeneratorConfig
 from nago_pl.space.nb201 import Nb201Cell
 
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything (numpy) limit
+#: Most candidates ``search.prescreen`` may score per proposal (each costs a forward/backward
+#: pass, about 2 s on a CPU core: 1024 are half an hour per trial).
+MAX_PRESCREEN = 1024
 #: The search spaces ``space.name`` selects.
 SPACES = ("hnag", "nb201")
 #: How a search's trials get their metrics (``evaluator.name``).
@@ -45,6 +49,28 @@ def check_keys(node: DictConfig, schema: type, where: str = "") -> None:
         if dataclasses.is_dataclass(kind) and isinstance(child, DictConfig) \
                 and not child._is_none():
             check_keys(child, kind, f"{where}{key}.")
+
+
+def _leaves(value: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """``(dotted name, value)`` of every leaf of a plain container (list items as ``[i]``)."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _leaves(child, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _leaves(child, f"{where}[{index}]")
+    else:
+        yield where, value
+
+
+def check_finite(cfg: DictConfig) -> None:
+    """Refuse NaN and infinity in every setting (schema'd or free-form: optimizer arguments,
+    search options, space ranges, objective references): no setting means them, and the JSON
+    files the project writes cannot hold them."""
+    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False), ""):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NagoError(f"{key}={value!r}: must be a finite number (NaN and infinity are "
+                            "not allowed)")
 
 
 def _value(cfg: DictConfig, key: str) -> Any:
@@ -86,6 +112,19 @@ def check_number(cfg: DictConfig, key: str, low: float, high: float | None = Non
                         f"{' or null' if optional else ''}")
 
 
+def check_batches(cfg: DictConfig, key: str) -> None:
+    """``cfg.<key>`` (a ``limit_*_batches`` or ``val_check_interval``) in Lightning's meaning: an
+    integer is a number of batches (>= 1: a run needs training and validation batches), a float
+    a fraction of them (of an epoch) in ``(0, 1]``; null is Lightning's default (all, 1.0)."""
+    value = _value(cfg, key)
+    if value is None or (_is_int(value) and value >= 1):
+        return
+    if isinstance(value, float) and 0 < value <= 1:
+        return
+    raise NagoError(f"{key}={value!r}: must be an integer >= 1 (a number of batches), a number "
+                    "in (0, 1] (a fraction of them) or null")
+
+
 def check_optimization(cfg: DictConfig) -> None:
     """Build ``model.optimizer`` (and ``model.scheduler``) once on a dummy parameter, so a bad
     argument (a string or negative learning rate, ...) fails at start-up with its name."""
@@ -119,9 +158,19 @@ def check_space(cfg: DictConfig) -> None:
         raise NagoError("init_from: fine-tuning rebuilds HNAG networks only, not space=nb201")
 
 
+def check_architecture(cfg: DictConfig) -> None:
+    """The settings that shape the network a run builds, which a search space sets per trial:
+    ``network.param_limit``, the space (and its nb201 cell) and the generator."""
+    check_int(cfg, "network.param_limit", 1, optional=True)
+    check_space(cfg)
+    if not cfg.get("arch") and not cfg.get("init_from") and cfg.space.name == "hnag":
+        GeneratorConfig.from_mapping(OmegaConf.to_container(cfg.generator, resolve=True))
+
+
 def validate_train(cfg: DictConfig) -> None:
     """Check the training settings (``train.py``'s config, or a search's)."""
     check_keys(cfg, SearchConfig if "search" in cfg else TrainConfig)
+    check_finite(cfg)
     check_int(cfg, "seed", 0, MAX_SEED)
     check_int(cfg, "trainer.max_epochs", 1)
     check_int(cfg, "trainer.min_epochs", 1, _value(cfg, "trainer.max_epochs"), optional=True)
@@ -129,10 +178,11 @@ def validate_train(cfg: DictConfig) -> None:
     check_number(cfg, "trainer.gradient_clip_val", 0, optional=True)
     check_int(cfg, "trainer.accumulate_grad_batches", 1)
     check_int(cfg, "trainer.check_val_every_n_epoch", 1)
-    check_number(cfg, "trainer.limit_train_batches", 0, 1, low_open=True, optional=True)
-    check_number(cfg, "trainer.limit_val_batches", 0, 1, low_open=True, optional=True)
+    check_batches(cfg, "trainer.limit_train_batches")
+    check_batches(cfg, "trainer.limit_val_batches")
+    check_batches(cfg, "trainer.limit_test_batches")
+    check_batches(cfg, "trainer.val_check_interval")
     check_int(cfg, "trainer.log_every_n_steps", 1)
-    check_int(cfg, "network.param_limit", 1, optional=True)
     check_number(cfg, "network.multiplier", 0, low_open=True, optional=True)
     check_int(cfg, "network.head_channels", 1)
     check_number(cfg, "network.dropout", 0, 1, high_open=True)
@@ -144,9 +194,7 @@ def validate_train(cfg: DictConfig) -> None:
     pick = str(_value(cfg, "pick"))
     if pick not in ("best_acc", "smallest") and not pick.isdigit():
         raise NagoError(f"pick={pick!r}: must be best_acc, smallest or a trial number")
-    check_space(cfg)
-    if not cfg.get("arch") and not cfg.get("init_from") and cfg.space.name == "hnag":
-        GeneratorConfig.from_mapping(OmegaConf.to_container(cfg.generator, resolve=True))
+    check_architecture(cfg)
     check_optimization(cfg)
 
 
@@ -155,6 +203,10 @@ def validate_search(cfg: DictConfig) -> None:
     validate_train(cfg)
     if not str(_value(cfg, "study_name") or ""):
         raise NagoError("study_name: must be a non-empty name")
+    if _value(cfg, "trainer.val_check_interval") not in (None, 1.0):
+        raise NagoError(f"trainer.val_check_interval={_value(cfg, 'trainer.val_check_interval')!r}"
+                        ": a search's trials report and are pruned once per epoch; only null or "
+                        "1.0 here (train.py takes any)")
     check_int(cfg, "search.trials", 1)
     check_int(cfg, "search.batch_size", 1)
     check_int(cfg, "search.pruning.min_epochs", 1)
@@ -163,7 +215,7 @@ def validate_search(cfg: DictConfig) -> None:
     check_int(cfg, "search.final.samples", 1)
     check_int(cfg, "search.final.max_epochs", 1, optional=True)
     check_int(cfg, "search.min_width", 1)
-    check_int(cfg, "search.prescreen", 0)
+    check_int(cfg, "search.prescreen", 0, MAX_PRESCREEN)
     check_int(cfg, "search.prescreen_batch", 1)
     proxy = _value(cfg, "search.prescreen_proxy")
     if int(_value(cfg, "search.prescreen")) >= 2:

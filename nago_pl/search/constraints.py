@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -100,6 +101,10 @@ def conv_parameters_lower_bound(arch: Architecture, spec: NetworkSpec) -> int:
     return total
 
 
+#: Architectures a FeasibilityCheck keeps (the most recently used).
+ARCHITECTURES_KEPT = 64
+
+
 class FeasibilityCheck:
     """Callable ``(seed, config) -> bool``: whether the trial of ``config`` with sample seed
     ``seed`` builds a network at least ``min_width`` channels wide everywhere that meets every
@@ -114,6 +119,7 @@ class FeasibilityCheck:
         self.min_width = min_width
         self.constraints = list(constraints)
         self._cache: dict[str, str | None] = {}
+        self._architectures: OrderedDict[str, Architecture | Nb201Cell] = OrderedDict()
 
     def __call__(self, seed: int, config: Mapping[str, Any]) -> bool:
         return self.reason(seed, config) is None
@@ -125,18 +131,27 @@ class FeasibilityCheck:
             self._cache[key] = self._check(seed, config)
         return self._cache[key]
 
+    def architecture(self, seed: int, config: Mapping[str, Any]) -> Architecture | Nb201Cell:
+        """The architecture the trial of ``config`` with sample seed ``seed`` trains (the last
+        ARCHITECTURES_KEPT are kept: the search asks again for the proposals it checked)."""
+        key = json.dumps([seed, dict(config)], sort_keys=True)
+        arch = self._architectures.pop(key, None)
+        if arch is None:
+            arch = resolve_architecture(trial_config(self.base, config, seed))
+        self._architectures[key] = arch
+        while len(self._architectures) > ARCHITECTURES_KEPT:
+            self._architectures.popitem(last=False)
+        return arch
+
     def _check(self, seed: int, config: Mapping[str, Any]) -> str | None:
         if self.base.space.name == "nb201" and not self.constraints:
             return None  # fixed widths, nothing to bound: no need to build the config
         cfg = trial_config(self.base, config, seed)
-        arch = resolve_architecture(cfg)
+        arch = self.architecture(seed, config)
         if isinstance(arch, Nb201Cell):  # fixed widths: only the constraints apply
             return self._broken(arch, cfg)
-        network = OmegaConf.to_container(cfg.network, resolve=True)
-        spec = NetworkSpec(self.shape.in_channels, self.shape.num_classes, self.shape.image_size,
-                           network.get("multiplier") or 1.0, network["head_channels"],
-                           network["dropout"])
-        limit = network.get("param_limit")
+        spec = self.network_spec(cfg)
+        limit = cfg.network.get("param_limit")
         if limit is not None:
             narrowest = replace(spec, multiplier=smallest_width_units(arch, self.min_width)
                                 / MULTIPLIER_STEPS)
@@ -150,6 +165,14 @@ class FeasibilityCheck:
             return f"network.multiplier {spec.multiplier} gives cells under {self.min_width} channels"
         return self._broken(arch, cfg)
 
+    def network_spec(self, cfg: DictConfig) -> NetworkSpec:
+        """The network settings of a trial's config ``cfg`` for this data shape (at
+        ``network.multiplier``, or 1 when the width comes from ``network.param_limit``)."""
+        network = OmegaConf.to_container(cfg.network, resolve=True)
+        return NetworkSpec(self.shape.in_channels, self.shape.num_classes, self.shape.image_size,
+                           network.get("multiplier") or 1.0, network["head_channels"],
+                           network["dropout"])
+
     def _broken(self, arch: Architecture | Nb201Cell, cfg: DictConfig) -> str | None:
         """The constraints the network of ``arch`` breaks, or None."""
         if not self.constraints:
@@ -162,7 +185,7 @@ class FeasibilityCheck:
     def memory_mb(self, seed: int, config: Mapping[str, Any]) -> float:
         """The training-memory estimate (MiB) of the trial's network (to pack GPUs)."""
         cfg = trial_config(self.base, config, seed)
-        net = build_model(resolve_architecture(cfg), cfg, self.shape.in_channels,
+        net = build_model(self.architecture(seed, config), cfg, self.shape.in_channels,
                           self.shape.num_classes, self.shape.image_size)
         return training_memory_mb(net, int(OmegaConf.select(self.base, "dataset.batch_size",
                                                             default=1)))

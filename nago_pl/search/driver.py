@@ -5,6 +5,7 @@ the trials it leases, and together they stop at ``trials``."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,8 +15,10 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
+from nago_pl.errors import NagoError
+from nago_pl.search.duplicates import DUPLICATE_OF, NETWORK, trained_twin
 from nago_pl.search.executors import Done, Executor, Lost, Started
-from nago_pl.search.progress import SearchProgress
+from nago_pl.search.progress import SearchProgress, finished_line
 from nago_pl.search.pruning import LEARNED_METRICS, PruningRule, should_continue
 from nago_pl.search.report import current_hypervolume
 from nago_pl.search.strategies import Strategy
@@ -24,6 +27,18 @@ from nago_pl.search.trial import TrialJob, record_outcome, trial_job
 
 #: How long the driver waits for events before it looks again at the study and the clock.
 POLL_SECONDS = 1.0
+#: What names one trial's case in an error: NAS-Bench-201 cell strings, quoted names, paths,
+#: numbers (:func:`error_kind` replaces each with a placeholder).
+_CASE = re.compile(r"(?P<cell>\|\S*\|)|(?P<name>'[^']*'|\"[^\"]*\")|(?P<path>\S*/\S*)"
+                   r"|(?P<number>(?<![A-Za-z_])[-+]?(?:0x[0-9a-fA-F]+|\d+(?:\.\d*)?"
+                   r"(?:[eE][-+]?\d+)?))")
+
+
+def error_kind(error: str) -> str:
+    """The kind of a failed trial's ``error`` (``Type: message``): its text with the cells,
+    quoted names, paths and numbers that name the trial's own case replaced by placeholders,
+    so one cause failing several trials is one kind."""
+    return " ".join(_CASE.sub(lambda m: f"<{m.lastgroup}>", error).split())
 
 
 @dataclass
@@ -38,14 +53,18 @@ class Budget:
 
 class SearchDriver:
     """Runs the trials of ``study`` proposed by ``strategy`` on ``executor`` (each first
-    through ``prescreen``, which may swap it for a better candidate)."""
+    through ``prescreen``, which may swap it for a better candidate). With ``network_key``
+    (a trial's network fingerprint, :func:`~nago_pl.search.duplicates.network_key`), a trial
+    whose network a complete trial already trained is recorded with that trial's result,
+    untrained."""
 
     def __init__(self, study: Study, strategy: Strategy, executor: Executor, base: DictConfig,
                  trials_dir: Path, pruning: PruningRule | None, max_retries: int,
                  batch_size: int, console: Console, threads: int | None = None,
                  memory_mb: Callable[[Trial], float] | None = None,
                  on_failure: Callable[[Study], None] | None = None,
-                 prescreen: Callable[[Study, Trial], Trial] | None = None) -> None:
+                 prescreen: Callable[[Study, Trial], Trial] | None = None,
+                 network_key: Callable[[Trial], str] | None = None) -> None:
         self.study = study
         self.strategy = strategy
         self.executor = executor
@@ -59,6 +78,7 @@ class SearchDriver:
         self.memory_mb = memory_mb
         self.on_failure = on_failure
         self.prescreen = prescreen
+        self.network_key = network_key
         self.running: dict[int, TrialJob] = {}  # trial id -> job, of this driver
         self.retries: dict[int, int] = {}
         self.progress: SearchProgress | None = None
@@ -73,14 +93,16 @@ class SearchDriver:
                 self.study.requeue_expired()  # trials of a driver that died meanwhile
                 if not stopping:
                     stopping = self._should_stop(budget)
+                reused = 0
                 if not stopping:
-                    self._start_trials(budget.total)
+                    reused = self._start_trials(budget.total)
                 finished = self._count(FINISHED)
                 if not self.running and (stopping or finished >= budget.total):
                     break
                 progress.search(finished, self._best_hv(), len(self.running))
                 if not self.running:  # other drivers' trials: wait for them (or their leases)
-                    time.sleep(POLL_SECONDS)
+                    if not reused:
+                        time.sleep(POLL_SECONDS)
                     continue
                 for event in self.executor.wait(self._on_report, POLL_SECONDS):
                     self._handle(event)
@@ -92,23 +114,68 @@ class SearchDriver:
             return True
         return budget.stop is not None and budget.stop()
 
-    def _start_trials(self, total: int) -> None:
-        """Ask for trials while a worker is free and the study is short of ``total``."""
+    def _start_trials(self, total: int) -> int:
+        """Ask for trials while a worker is free and the study is short of ``total``; how
+        many of them reused an earlier trial's result instead of starting."""
         free = self.executor.slots - len(self.running)
         if free <= 0:
-            return
+            return 0
         open_slots = total - self._count((*FINISHED, "running"))
         n = min(max(free, self.batch_size), open_slots)
         if n <= 0:
-            return
+            return 0
         batch = self.strategy.ask(self.study, n)
         # another driver may have asked at the same time: give back what exceeds the budget
         excess = self._count((*FINISHED, "running", "queued")) - total
         for trial in sorted(batch, key=lambda t: -t.number)[:max(excess, 0)]:
             self.study.withdraw(trial.id)
             batch.remove(trial)
-        for trial in sorted(batch, key=lambda t: t.number):
-            self._submit(trial if self.prescreen is None else self.prescreen(self.study, trial))
+        reused = 0
+        pending = sorted(batch, key=lambda t: t.number)
+        try:
+            while pending:
+                trial = pending[0]
+                trial = trial if self.prescreen is None else self.prescreen(self.study, trial)
+                if self._reuse(trial):
+                    reused += 1
+                else:
+                    self._submit(trial)
+                pending.pop(0)
+        except BaseException:  # the trials not handed over never trained: back to the queue
+            for trial in pending:
+                if trial.id not in self.running and \
+                        self.study.trial(trial.id).status == "running":
+                    self.study.requeue(trial.id)
+            raise
+        return reused
+
+    def _reuse(self, trial: Trial) -> bool:
+        """Record ``trial`` complete with the result of the complete trial that trained its
+        network (``info.duplicate_of``), without training it; else note its network in its
+        info for later twins. Whether it was reused."""
+        if self.network_key is None:
+            return False
+        try:
+            key = self.network_key(trial)
+        except NagoError:
+            return False  # a network that cannot be built: its training says why
+        twin = trained_twin(self.study, key)
+        info = {**trial.info, NETWORK: key}
+        if twin is not None:
+            info[DUPLICATE_OF] = twin.number
+        try:
+            self.study.revise(trial.id, trial.params, trial.seed, info)
+            if twin is None:
+                return False
+            values = {k: v for k, v in (twin.values or {}).items() if v is not None}
+            done = self.study.tell(trial.id, values, epochs=twin.epochs_reached,
+                                   paths=twin.paths)
+        except LeaseLost as err:
+            self.console.print(f"[yellow]trial {trial.number} dropped:[/] {escape(str(err))}",
+                               highlight=False)
+            return True
+        self._say(finished_line(done, self.study.objectives))
+        return True
 
     def _submit(self, trial: Trial) -> None:
         memory = self.memory_mb(trial) if self.memory_mb is not None else None
@@ -162,6 +229,8 @@ class SearchDriver:
                                f"{escape(trial.error or '')}", highlight=False)
             if self.on_failure is not None:
                 self.on_failure(self.study)
+        else:
+            self._say(finished_line(trial, self.study.objectives))
 
     def _retry_or_fail(self, job: TrialJob, reason: str) -> None:
         """A lost worker: re-run the trial (up to ``max_retries`` times), then fail it."""
@@ -196,6 +265,10 @@ class SearchDriver:
             self._finish(job)
             self.console.print(f"[yellow]trial {job.number} dropped:[/] {escape(reason)}",
                                highlight=False)
+
+    def _say(self, line: str) -> None:
+        """One plain line above the live display (unwrapped: a piped output greps it)."""
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     # ---------------------------------------------------------------- reading
     def _count(self, statuses: tuple[str, ...]) -> int:

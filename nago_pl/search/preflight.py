@@ -5,15 +5,19 @@ no trial budget spent."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from nago_pl.config.instantiate import instantiate_checked
+from nago_pl.config.validate import check_architecture
 from nago_pl.errors import NagoError
 from nago_pl.search.constraints import Constraint, DataShape, FeasibilityCheck
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.study import Objective
+from nago_pl.search.trial import config_path, trial_config
 
 #: Accuracy reference above chance (1 / classes): a network no better learned nothing.
 ACCURACY_MARGIN = 0.1
@@ -87,6 +91,7 @@ def feasibility_check(cfg: DictConfig, base: DictConfig, shape: DataShape) -> Fe
                                 p.values[0] if p.kind == "choice" else p.low
                                 for p in space.params}
     smallest.update(space.fixed)
+    check_space_values(base, space, smallest, int(cfg.seed))
     try:
         reason = check.reason(int(cfg.seed), smallest)
     except NagoError as err:
@@ -98,3 +103,42 @@ def feasibility_check(cfg: DictConfig, base: DictConfig, shape: DataShape) -> Fe
                         f"({shown}) fails: {reason}; lower search.min_width, relax "
                         f"search.constraints or raise network.param_limit")
     return check
+
+
+def _trial(base: DictConfig, params: Mapping[str, Any], seed: int) -> DictConfig:
+    """:func:`trial_config`, with a value of the wrong type for its setting (OmegaConf refuses
+    it) as a NagoError naming the searched parameter."""
+    try:
+        return trial_config(base, params, seed)
+    except OmegaConfBaseException:
+        for name, value in params.items():  # which one: each alone, on the base config
+            try:
+                trial_config(base, {name: value}, seed)
+            except OmegaConfBaseException as err:
+                reason = str(getattr(err, "msg", err)).splitlines()[0]
+                raise NagoError(f"search.space.{name}: {value!r} cannot be "
+                                f"{config_path(name)[0]}: {reason}") from None
+        raise
+
+
+def check_space_values(base: DictConfig, space: SearchSpace, smallest: Mapping[str, Any],
+                       seed: int) -> None:
+    """Refuse a value the space can give a trial that no trial could train with: one of the
+    wrong type for its setting (``4.5`` for an integer) or one the trial's start-up checks
+    refuse (a family ``foo``, a ``G1_P`` above 1). Each choice and both ends of each range are
+    tried at the ``smallest`` point (where the generator's size limits bind least), so such a
+    search stops before anything trains, not when a strategy first proposes the value."""
+    trial = _trial(base, smallest, seed)
+    try:
+        check_architecture(trial)
+    except NagoError as err:
+        raise NagoError(f"the smallest network of the search space cannot be built: {err}") \
+            from None
+    for param in space.params:
+        for value in param.values or (param.low, param.high):
+            trial = _trial(base, {**smallest, param.name: value}, seed)
+            try:
+                check_architecture(trial)
+            except NagoError as err:
+                raise NagoError(f"search.space.{param.name}: a trial with {param.name}="
+                                f"{value!r} cannot be trained: {err}") from None

@@ -32,17 +32,29 @@ FLOAT_STEP = 0.1
 DRAWS_PER_CANDIDATE = 4
 
 
-def proxy_batch(cfg: DictConfig, size: int) -> Batch:
-    """One batch (``size`` images) of the training split, normalised as training sees it
-    (without augmentation), the same for every trial."""
+def proxy_batch(cfg: DictConfig, size: int, shape: DataShape) -> Batch:
+    """One batch (``size`` images) of the training split of ``cfg.dataset``, normalised as
+    training sees it (without augmentation), the same for every trial. The dataset must have
+    the search's data ``shape``: with ``evaluator=nb201_table`` no data is loaded for the
+    trials, so the networks are the table's (e.g. CIFAR-10's 3x32x32, 10 classes) and a
+    dataset of other images (the default digits) is refused, not scored (random inputs of the
+    right shape would rank cells by nothing they learn)."""
+    where = f"search.prescreen={cfg.search.prescreen}"
     try:
         datamodule = instantiate_checked(cfg.dataset, "dataset")
         datamodule.setup("fit")
-    except NagoError:
-        raise
     except Exception as err:  # noqa: BLE001 - the dataset's fault, not a trial's
-        raise NagoError(f"search.prescreen needs training data: cannot load the dataset "
-                        f"({err})") from err
+        raise NagoError(f"{where} scores networks on training images: cannot load the "
+                        f"dataset ({err})") from err
+    found = DataShape(datamodule.in_channels, datamodule.num_classes, datamodule.image_size)
+    if found != shape:
+        networks = (f"evaluator.dataset={cfg.evaluator.dataset}'s"
+                    if cfg.evaluator.name == "nb201_table" else "the searched networks'")
+        raise NagoError(f"{where} scores networks on training images of their input: "
+                        f"{networks} {_describe(shape)}, but the dataset "
+                        f"({cfg.dataset._target_.rsplit('.', 1)[-1]}) has {_describe(found)}; "
+                        "give that data (e.g. dataset=cifar10 dataset.root=<folder>, or an "
+                        "image_folder of it) or set search.prescreen=0")
     L.seed_everything(int(cfg.seed), verbose=False)
     inputs, targets = [], []
     count = 0
@@ -127,6 +139,11 @@ class Prescreen:
         net = build_model(resolve_architecture(cfg), cfg, self.shape.in_channels,
                           self.shape.num_classes, self.shape.image_size)
         return score(self.proxy, net, self.batch)
+
+
+def _describe(shape: DataShape) -> str:
+    return (f"{shape.in_channels}x{shape.image_size}x{shape.image_size} images of "
+            f"{shape.num_classes} classes")
 
 
 def _key(params: Mapping[str, Any]) -> str:

@@ -1,7 +1,9 @@
 """The search's live display: finished trials, best hypervolume, and one line per running trial
-(its epoch and where it runs)."""
+(its epoch and where it runs); above it, one plain line per finished trial."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress import (
@@ -12,6 +14,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+
+from nago_pl.search.study import Objective, Trial
 
 
 class SearchProgress:
@@ -53,3 +57,20 @@ class SearchProgress:
         """Remove a trial's line."""
         if trial_id in self._trials:
             self._progress.remove_task(self._trials.pop(trial_id)[0])
+
+
+def finished_line(trial: Trial, objectives: Sequence[Objective]) -> str:
+    """One plain line for a finished trial (its status, objective values, epochs and seconds),
+    e.g. ``trial 3 complete: val_acc 0.9512 · params 9.012e+04 · 12 epochs · 14.2 s``; a
+    trial that reused an earlier one's result names it. In a terminal it prints above the
+    live display; it is all a piped output shows while the search runs."""
+    values = trial.values or {}
+    parts = [f"{o.name} {values[o.name]:.4g}" for o in objectives
+             if isinstance(values.get(o.name), int | float)]
+    if trial.epochs_reached is not None:
+        parts.append(f"{trial.epochs_reached} epochs")
+    if trial.duration is not None:
+        parts.append(f"{trial.duration:.1f} s")
+    twin = trial.info.get("duplicate_of")
+    note = "" if twin is None else f" (the network of trial {twin}: its result, not trained)"
+    return f"trial {trial.number} {trial.status}{note}: " + " · ".join(parts)

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from nago_pl.jsonfile import write_json  # noqa: E402
@@ -62,12 +63,14 @@ def current_hypervolume(study: Study) -> float | None:
 
 
 def pareto_records(study: Study) -> list[dict[str, Any]]:
-    """The complete trials on the Pareto front, best first objective first."""
+    """The complete trials on the Pareto front, best first objective first: each one's
+    hyper-parameters (``hparams``), seed, epochs, metrics (``values``, e.g. the parameter
+    count ``values["params"]``) and file paths."""
     first = study.objectives[0]
     front = sorted(study.best_trials(), key=lambda t: t.values[first.name],
                    reverse=first.direction == "max")
     return [
-        {"trial": t.number, "params": t.params, "seed": t.seed, "epochs": t.epochs_reached,
+        {"trial": t.number, "hparams": t.params, "seed": t.seed, "epochs": t.epochs_reached,
          "values": t.values, "paths": t.paths}
         for t in front
     ]
@@ -86,11 +89,15 @@ def write_pareto_json(study: Study, path: Path) -> list[dict[str, Any]]:
 
 
 def plot_pareto(study: Study, path: Path) -> None:
-    """All scored trials on the first two objectives (pruned hollow), the front highlighted."""
+    """All scored trials on the first two objectives (pruned hollow), the front highlighted;
+    with one objective, its value against the trial number and the best so far."""
+    if len(study.objectives) == 1:
+        plot_best_so_far(study, path)
+        return
     trials = scored_trials(study)
     x_obj, y_obj = study.objectives[1], study.objectives[0]
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    if trials and len(study.objectives) >= 2:
+    if trials:
         front = {t.id for t in study.best_trials()}
         for status, marker_face in (("complete", None), ("pruned", "none")):
             group = [t for t in trials if t.status == status]
@@ -112,9 +119,44 @@ def plot_pareto(study: Study, path: Path) -> None:
         if x_obj.log:
             ax.set_xscale("log")
         ax.legend()
-    ax.set_xlabel(f"{x_obj.name} ({x_obj.direction})" if len(study.objectives) > 1 else "")
+    ax.set_xlabel(f"{x_obj.name} ({x_obj.direction})")
     ax.set_ylabel(f"{y_obj.name} ({y_obj.direction})")
     ax.set_title(f"study {study.name}: {len(trials)} scored trials")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_best_so_far(study: Study, path: Path) -> None:
+    """A single-objective study: every scored trial's value against its trial number (pruned
+    hollow) and the best complete value so far, above the reference."""
+    objective = study.objectives[0]
+    trials = scored_trials(study)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for status, marker_face in (("complete", None), ("pruned", "none")):
+        group = [t for t in trials if t.status == status]
+        ax.scatter([t.number for t in group], [t.values[objective.name] for t in group], s=28,
+                   alpha=0.7, label=f"{status} ({len(group)})", facecolors=marker_face,
+                   edgecolors="tab:blue")
+    complete = [t for t in trials if t.status == "complete"]
+    if complete:
+        running = torch.cummax(objective_matrix(study, complete), dim=0).values
+        above = running[:, 0] > study.reference_point()[0]
+        if bool(above.any()):
+            ax.step([t.number for t, ok in zip(complete, above.tolist(), strict=True) if ok],
+                    from_maximization(running[above], study.objectives)[:, 0].tolist(),
+                    where="post", color="tab:red", label="best so far")
+    reference = from_maximization(study.reference_point(), study.objectives).tolist()[0]
+    if math.isfinite(reference):
+        ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label="reference")
+    if objective.log:
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"{objective.name} ({objective.direction})")
+    ax.set_title(f"study {study.name}: {len(trials)} scored trials")
+    ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -126,6 +168,7 @@ def plot_hypervolume(study: Study, path: Path) -> None:
     history = hypervolume_history(study)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(range(1, len(history) + 1), history, marker=".")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("scored trials")
     ax.set_ylabel("hypervolume (maximisation form)")
     ax.set_title(f"study {study.name}")
@@ -145,8 +188,8 @@ def front_table(study: Study, records: list[dict[str, Any]]) -> Table:
     table.add_column("hyper-parameters")
     for record in records:
         values = [_fmt(record["values"][o.name]) for o in study.objectives]
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in record["params"].items())
-        table.add_row(str(record["trial"]), *values, str(record["epochs"]), params)
+        hparams = " ".join(f"{k}={_fmt(v)}" for k, v in record["hparams"].items())
+        table.add_row(str(record["trial"]), *values, str(record["epochs"]), hparams)
     return table
 
 

@@ -5,22 +5,32 @@ from __future__ import annotations
 import json
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from linear_operator.utils.warnings import NumericalWarning
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.markup import escape
 
 from nago_pl.config.validate import validate_search
 from nago_pl.errors import NagoError
+from nago_pl.fused_kernel import load_fused_kernel
 from nago_pl.jsonfile import write_json
+from nago_pl.latest_link import point_latest
 from nago_pl.search.constraints import DataShape, FeasibilityCheck
-from nago_pl.search.driver import Budget, SearchDriver
+from nago_pl.search.driver import Budget, SearchDriver, error_kind
+from nago_pl.search.duplicates import network_key
 from nago_pl.search.executors import make_executor
 from nago_pl.search.known_costs import known_objectives
-from nago_pl.search.nb201_table import Nb201Table, TableEvaluator, TableExecutor
+from nago_pl.search.nb201_table import (
+    TableEvaluator,
+    TableExecutor,
+    forget_missing_cells,
+    load_table,
+)
 from nago_pl.search.preflight import feasibility_check, load_data_shape, objectives_with_references
 from nago_pl.search.pruning import PruningRule
 from nago_pl.search.report import (
@@ -62,6 +72,23 @@ def open_study(cfg: DictConfig, run_dir: Path, requeue: bool = True,
                       allow_changed_settings=bool(cfg.search.allow_changed_settings))
 
 
+def pin_study_name(cfg: DictConfig) -> str:
+    """Fix ``cfg.study_name`` to its value now: a derived default is computed once, from the
+    search's own config (a trial's copy carries the trial's seed and budget)."""
+    cfg.study_name = str(cfg.study_name)
+    return cfg.study_name
+
+
+def announce_study(study: Study, run_dir: Path, console: Console) -> None:
+    """One line: which study this search is, new or resumed, and where it lives; and point
+    ``<runs>/latest`` at ``run_dir`` when it is the default ``<runs>/<study name>``."""
+    if run_dir.name == study.name:
+        point_latest(run_dir)
+    done = study.n_trials()
+    state = f"resuming, {done} trial(s) recorded" if done else "new"
+    console.print(f"study {study.name} ({state}) in {run_dir}", highlight=False, soft_wrap=True)
+
+
 def search_strategy(cfg: DictConfig, study: Study, feasible: FeasibilityCheck | None = None,
                     context: dict[str, Any] | None = None) -> Strategy:
     """The strategy ``cfg.search.strategy`` with its options, seeded by ``cfg.seed``, proposing
@@ -79,11 +106,13 @@ def strategy_context(cfg: DictConfig, study: Study, shape: DataShape,
                      trains: bool = True) -> dict[str, Any]:
     """What the search knows that a strategy may use: the objectives known exactly before
     training; and when no trial trains (``trains`` false: a table answers them), so proposing
-    is the whole cost: every core, and GP fits to a looser tolerance (same answers measured
-    on the table). Options the user sets win."""
+    is the whole cost: GP fits to a looser tolerance (same answers measured on the table).
+    Proposals keep the strategies' one torch thread even then: every core won little on a
+    quiet machine and was 2-5.6x slower on a busy one (BENCHMARKS.md, "a busy machine").
+    Options the user sets win (``+search.options.num_threads=null``: every core)."""
     context: dict[str, Any] = {"known": known_objectives(cfg, study.space, shape)}
     if not trains:
-        context.update(num_threads=None, fit_ftol=FREE_TRIALS_FIT_FTOL)
+        context.update(fit_ftol=FREE_TRIALS_FIT_FTOL)
     return context
 
 
@@ -117,21 +146,26 @@ def enqueue_baseline(cfg: DictConfig, study: Study, feasible: FeasibilityCheck,
     study.enqueue(params, int(cfg.seed), info={"source": "baseline"}, if_empty=True)
 
 
+#: GPyTorch's note that a covariance matrix factorised only with jitter on its diagonal.
+JITTER_WARNING = r"A not p\.d\., added jitter"
+
+
 #: A search whose first trials all fail with one error stops: the error is not theirs.
 SYSTEMATIC_FAILURES = 3
 
 
 def check_systematic_failure(study: Study) -> None:
     """Raise NagoError (and forget those trials, so the fixed command starts afresh) when the
-    study's first SYSTEMATIC_FAILURES trials all failed with the same error."""
+    study's first SYSTEMATIC_FAILURES trials all failed with the same kind of error (its
+    text but for the numbers, quoted names, paths and cells in it: :func:`error_kind`)."""
     trials = study.trials()
     if len(trials) < SYSTEMATIC_FAILURES or any(t.status != "failed" for t in trials):
         return
-    errors = {t.error for t in trials}
-    if len(errors) == 1:
+    if len({error_kind(t.error or "") for t in trials}) == 1:
         study.discard([t.id for t in trials])
         raise NagoError(f"the first {len(trials)} trials all failed with the same error, so "
-                        f"it is not theirs (nothing recorded; fix it and re-run): {errors.pop()}")
+                        f"it is not theirs (nothing recorded; fix it and re-run): "
+                        f"{trials[0].error}")
 
 
 def run_search(cfg: DictConfig, run_dir: Path, console: Console,
@@ -140,6 +174,7 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
     ``cfg.search.max_minutes`` have passed, or ``stop()`` (asked before new trials) is true.
     Trials run on ``cfg.executor``, ``cfg.search.workers`` at once."""
     settings = cfg.search
+    pin_study_name(cfg)
     if trial_ranks(cfg.trainer) > 1 and cfg.executor.kind == "local":
         raise NagoError(f"trainer.strategy={cfg.trainer.strategy} in a search: a trial's DDP "
                         "processes need a worker of their own; use executor=process or "
@@ -148,12 +183,16 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
     base = trial_base_config(cfg, "trial")
     table = None
     if cfg.evaluator.name == "nb201_table":
-        table = TableEvaluator(Nb201Table.load(cfg.evaluator.path, cfg.evaluator.dataset), base)
+        table = TableEvaluator(load_table(cfg), base)
     shape = table.table.shape if table else load_data_shape(cfg)
     feasible = feasibility_check(cfg, base, shape)
     executor, packing = (TableExecutor(table), False) if table else make_executor(cfg)
     with executor:
         study = open_study(cfg, run_dir, objectives=objectives_with_references(cfg, shape))
+        announce_study(study, run_dir, console)
+        if table and (forgotten := forget_missing_cells(study)):
+            console.print(f"forgot {forgotten} trial(s) that failed for a cell the table "
+                          "lacked: they are asked again")
         if study.requeued:
             console.print(f"resuming: {len(study.requeued)} interrupted trial(s) will be re-run")
         study.start_heartbeat()
@@ -170,11 +209,17 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
             threads=int(cfg.executor.cpus_per_trial) if parallel else None,
             memory_mb=(lambda t: feasible.memory_mb(t.seed, t.params)) if packing else None,
             on_failure=check_systematic_failure,
-            prescreen=make_prescreen(cfg, study, base, shape, feasible))
+            prescreen=make_prescreen(cfg, study, base, shape, feasible),
+            network_key=None if table else (lambda t: network_key(feasible, t)))
+        if settings.strategy == "mobo":
+            load_fused_kernel(lambda line: console.print(line, highlight=False, soft_wrap=True))
         deadline = None if settings.max_minutes is None else \
             time.monotonic() + 60 * float(settings.max_minutes)
         try:
-            driver.run(Budget(int(settings.trials), deadline, stop))
+            with warnings.catch_warnings():
+                # a GP whose covariance needed jitter to factorise: handled, nothing to report
+                warnings.filterwarnings("ignore", JITTER_WARNING, NumericalWarning)
+                driver.run(Budget(int(settings.trials), deadline, stop))
         finally:
             study.release()  # trials left unfinished (an error, Ctrl-C): re-run by the next driver
     return study
@@ -188,13 +233,15 @@ def make_prescreen(cfg: DictConfig, study: Study, base: DictConfig, shape: DataS
         return None
     from nago_pl.search.prescreen import Prescreen, proxy_batch  # Lightning: only when used
 
-    batch = proxy_batch(cfg, int(cfg.search.prescreen_batch))
+    batch = proxy_batch(cfg, int(cfg.search.prescreen_batch), shape)
     return Prescreen(study.space, base, shape, batch, candidates,
                      str(cfg.search.prescreen_proxy), feasible)
 
 
 def write_outputs(study: Study, run_dir: Path, console: Console) -> list[dict[str, Any]]:
-    """``pareto.json``, ``pareto.png``, ``hypervolume.png`` and the front as a table."""
+    """``pareto.json``, ``pareto.png``, ``hypervolume.png`` and the front as a table; and the
+    study's write-ahead log checkpointed, so ``study.db`` alone holds the study."""
+    study.checkpoint()
     records = write_pareto_json(study, run_dir / "pareto.json")
     plot_pareto(study, run_dir / "pareto.png")
     plot_hypervolume(study, run_dir / "hypervolume.png")
@@ -222,7 +269,7 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
             metrics_file = sample_dir / "metrics.json"
             if not metrics_file.is_file():
                 seed = 1_000_003 * (sample + 1) + int(record["seed"])
-                cfg_sample = trial_config(base, record["params"], seed,
+                cfg_sample = trial_config(base, record["hparams"], seed,
                                           final.max_epochs)
                 cfg_sample.tracking.name = f"final-{record['trial']:04d}-sample{sample}"
                 try:
@@ -235,7 +282,7 @@ def final_evaluation(cfg: DictConfig, records: list[dict[str, Any]], run_dir: Pa
         if not accuracies:
             continue
         spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        results[record["trial"]] = {"params": record["params"], "test_acc": accuracies,
+        results[record["trial"]] = {"hparams": record["hparams"], "test_acc": accuracies,
                                     "mean": statistics.fmean(accuracies), "std": spread}
         console.print(f"final: trial {record['trial']} test acc "
                       f"{results[record['trial']]['mean']:.4f} ± {spread:.4f} "

@@ -16,6 +16,7 @@ RESULT_KEYS = ("seed", "arch", "init_from", "pick", "weights", "trainer.max_epoc
                "trainer.min_epochs", "trainer.precision", "trainer.gradient_clip_val",
                "trainer.accumulate_grad_batches", "trainer.check_val_every_n_epoch",
                "trainer.limit_train_batches", "trainer.limit_val_batches",
+               "trainer.limit_test_batches", "trainer.val_check_interval",
                "trainer.deterministic")
 IGNORED = ("dataset.num_workers", "dataset.eval_batch_size")
 

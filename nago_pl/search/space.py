@@ -26,6 +26,9 @@ ParamKind = Literal["int", "float", "choice"]
 _RANGE_KEYS = {"type", "low", "high", "log"}
 _CHOICE_KEYS = {"type", "values"}
 _FIXED_KEYS = {"value"}
+#: Bound of an int parameter's range: an integer's bin must stay wider than float64 rounding
+#: of the unit coordinate, so it decodes back to itself.
+MAX_INT = 2**40
 
 #: The NAGO generator space (NAGO.md section 1); the YAML config mirrors it.
 NAGO_SPACE: dict[str, dict[str, Any]] = {
@@ -92,6 +95,12 @@ class Param:
                                        and float(self.high).is_integer()):
             raise NagoError(f"{where}: an int parameter needs integral bounds, "
                             f"got low={self.low!r}, high={self.high!r}")
+        if self.kind == "int" and max(abs(self.low), abs(self.high)) > MAX_INT:
+            raise NagoError(f"{where}: an int parameter's bounds must lie in [-2**40, 2**40], "
+                            f"got low={self.low!r}, high={self.high!r}")
+        if not math.isfinite(self.high - self.low):
+            raise NagoError(f"{where}: the range is wider than a float holds, got "
+                            f"low={self.low!r}, high={self.high!r}")
         if not self.low < self.high:
             raise NagoError(f"{where}: low must be < high, got low={self.low!r}, "
                             f"high={self.high!r} (use {{value: x}} to fix a parameter)")
@@ -99,6 +108,9 @@ class Param:
             raise NagoError(f"{where}: log must be true or false, got {self.log!r}")
         if self.log and self.low <= 0:
             raise NagoError(f"{where}: log scale needs low > 0, got low={self.low!r}")
+        if self.log and not math.log(self.low) < math.log(self.high):
+            raise NagoError(f"{where}: low and high are too close to tell apart on a log scale, "
+                            f"got low={self.low!r}, high={self.high!r}")
         if self.kind in ("int", "choice"):
             object.__setattr__(self, "low", int(self.low))
             object.__setattr__(self, "high", int(self.high))

@@ -298,18 +298,25 @@ class Study:
         except sqlite3.Error as err:
             raise NagoError(f"cannot open study database {path}: {err}") from err
         try:
+            if path != ":memory:":
+                _check_intact(conn)
             study = cls._attach(conn, path, name, space, objs)
             if settings is not None:
                 study._check_settings(dict(settings), allow_changed_settings)
-        except sqlite3.Error as err:
+            study.leasing = requeue
+            if requeue:
+                study.requeued = study.requeue_expired()
+        except sqlite3.OperationalError as err:  # locked, unreadable, no such folder...
             conn.close()
             raise NagoError(f"cannot open study database {path}: {err}") from err
+        except sqlite3.DatabaseError as err:  # damaged, or not SQLite at all
+            conn.close()
+            raise NagoError(f"cannot open study database {path}: not a valid study file "
+                            f"({err}); restore it from a copy, or move it away to start a new "
+                            "study there") from err
         except BaseException:
             conn.close()
             raise
-        study.leasing = requeue
-        if requeue:
-            study.requeued = study.requeue_expired()
         return study
 
     @classmethod
@@ -347,10 +354,12 @@ class Study:
             row = conn.execute("SELECT settings FROM study_settings WHERE study_id = ?",
                                (self._id,)).fetchone()
             stored = None if row is None else json.loads(row[0])
-            if stored is not None and stored != settings and not allow_changed:
-                changes = [f"{k}={stored.get(k)!r} before, {settings.get(k)!r} now"
-                           for k in sorted(stored.keys() | settings.keys())
-                           if stored.get(k) != settings.get(k)]
+            # a setting absent from what an older version stored counts as unset (null)
+            changes = [] if stored is None else [
+                f"{k}={stored.get(k)!r} before, {settings.get(k)!r} now"
+                for k in sorted(stored.keys() | settings.keys())
+                if stored.get(k) != settings.get(k)]
+            if changes and not allow_changed:
                 raise NagoError(f"study '{self.name}' in {self.path} was run with other "
                                 f"settings: {'; '.join(changes)} (its trials would not be "
                                 "comparable: use a new study_name, or "
@@ -404,6 +413,13 @@ class Study:
             conn.execute("DELETE FROM reports WHERE trial_id = ?", (trial_id,))
             conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
 
+    def requeue(self, trial_id: int) -> None:
+        """Give this Study's running trial ``trial_id`` back to the queue (same params, seed
+        and budget) before it trained: its driver stopped while preparing it."""
+        with self._tx() as conn:
+            self._require(conn, trial_id, ("running",))
+            self._reset(conn, trial_id)
+
     def start_heartbeat(self, interval: float = HEARTBEAT_SECONDS) -> None:
         """Refresh the heartbeat of this Study's running trials every ``interval`` seconds from a
         background thread (its own connection), until :meth:`close`."""
@@ -425,19 +441,25 @@ class Study:
         thread.start()
         self._heartbeat = (thread, stop)
 
+    def checkpoint(self) -> None:
+        """Move everything the write-ahead log holds into the database file and empty the log,
+        so that ``study.db`` alone is the whole study (a file a user copies)."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         """Stop the heartbeat, release this Study's running trials (unless opened with
-        ``requeue=False``) and close the database connection."""
+        ``requeue=False``), checkpoint the write-ahead log and close the database connection."""
         if self._heartbeat is not None:
             thread, stop = self._heartbeat
             stop.set()
             thread.join()
             self._heartbeat = None
-        if self.leasing:
-            try:
+        try:
+            if self.leasing:
                 self.release()
-            except sqlite3.Error:
-                pass  # closing after the file went away: nothing left to release
+            self.checkpoint()
+        except sqlite3.Error:
+            pass  # closing after the file went away: nothing left to release or checkpoint
         self._conn.close()
 
     def __enter__(self) -> Study:
@@ -691,6 +713,14 @@ class Study:
         done = [t for t, ok in zip(done, alive.tolist(), strict=True) if ok]
         Y = Y[alive]
         return [t for t, keep in zip(done, is_non_dominated(Y).tolist(), strict=True) if keep]
+
+
+def _check_intact(conn: sqlite3.Connection) -> None:
+    """Raise sqlite3.DatabaseError when SQLite's quick check finds the file damaged (a
+    damaged page would otherwise fail some later query)."""
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError(" ".join(" ".join(problems).split()))
 
 
 def _check_same(name: str, path: str, stored_space: dict, space: dict,

@@ -126,9 +126,20 @@ def trial_job(trial: Trial, base: DictConfig, trials_dir: Path, threads: int | N
 
 
 def quiet_lightning() -> None:
-    """Keep Lightning's per-Trainer banners out of a worker's output (one Trainer per trial)."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    """Keep Lightning's per-Trainer banners ("GPU available", tips, checkpoint restores) out of
+    a search's output (one Trainer per trial), its warnings in, each printed once.
+
+    Lightning resets its loggers to INFO when imported, so this imports it first. Its package
+    logger has a handler of its own and also propagates to the root logger: where the root has
+    handlers (Hydra's), Lightning's is removed, so a record is not printed twice."""
+    import lightning.pytorch  # noqa: F401 - its import sets the levels this overrides
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    package = logging.getLogger("lightning")
+    if logging.getLogger().hasHandlers() and package.propagate:
+        for handler in list(package.handlers):
+            package.removeHandler(handler)
 
 
 def execute_trial(job: TrialJob, report: ReportFn) -> TrialOutcome:
@@ -139,6 +150,7 @@ def execute_trial(job: TrialJob, report: ReportFn) -> TrialOutcome:
     from callbacks.study_reporter import StudyReporter
     from nago_pl.training.run import train_architecture
 
+    quiet_lightning()
     reporter = StudyReporter(report)
     try:
         result = train_architecture(OmegaConf.create(job.config), job.run_dir,

@@ -116,9 +116,12 @@ class Architecture:
         if not path.is_file():
             raise NagoError(f"arch={path}: no such file; expected an architecture.json")
         try:
-            return cls.from_json(path.read_text())
+            return cls.from_json(path.read_text(encoding="utf-8"))
         except NagoError as err:
             raise NagoError(f"arch={path}: {err}") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise NagoError(f"arch={path}: cannot read it as an architecture.json (a UTF-8 "
+                            f"JSON text file): {err}") from None
 
 
 def _describe(err: Exception) -> str:

@@ -97,6 +97,6 @@ class Nb201Cell:
     @classmethod
     def load(cls, path: str | Path) -> Nb201Cell:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as err:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise NagoError(f"cannot read nb201 cell {path}: {err}") from None

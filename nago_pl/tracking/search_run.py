@@ -51,11 +51,11 @@ def log_search(cfg: DictConfig, study: Study, run_dir: Path,
 
 def _front_table(wandb: Any, study: Study, records: list[dict[str, Any]]) -> Any:
     objectives = [o.name for o in study.objectives]
-    params = sorted({name for record in records for name in record["params"]})
-    table = wandb.Table(columns=["trial", *objectives, "epochs", "seed", *params])
+    hparams = sorted({name for record in records for name in record["hparams"]})
+    table = wandb.Table(columns=["trial", *objectives, "epochs", "seed", *hparams])
     for r in records:
         table.add_data(r["trial"], *(r["values"].get(o) for o in objectives), r["epochs"],
-                       r["seed"], *(r["params"].get(p) for p in params))
+                       r["seed"], *(r["hparams"].get(p) for p in hparams))
     return table
 
 
@@ -81,7 +81,7 @@ def _study_artifact(wandb: Any, study: Study, run_dir: Path) -> Any:
 def _model_artifact(wandb: Any, study: Study, record: dict[str, Any]) -> Any:
     """The checkpoint (and Architecture JSON) of the front's best first-objective trial."""
     artifact = wandb.Artifact(_artifact_name(study, "best-model"), type="model",
-                              metadata={"trial": record["trial"], "params": record["params"],
+                              metadata={"trial": record["trial"], "hparams": record["hparams"],
                                         "seed": record["seed"], "values": record["values"]})
     artifact.add_file(record["paths"]["checkpoint"], name="best.ckpt")
     if record["paths"].get("architecture"):

@@ -4,7 +4,8 @@ The search creates a W&B sweep run by W&B's local controller (``wandb.controller
 custom search: every controller step syncs ended sweep runs into the Study
 (:func:`~nago_pl.tracking.sweep_adapter.sync`) and schedules the next trial as ``train.py``
 overrides, which any ``wandb agent`` (on any machine, started from the project root) trains.
-Needs a W&B server (cloud or ``wandb server``), credentials and ``pip install 'wandb[sweeps]'``.
+Needs a W&B server (cloud or ``wandb server``), credentials and W&B's ``sweeps`` package
+(``make setup`` installs it; by hand: ``pip install --no-deps sweeps==0.3.0 jsonref``).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def drive_sweep(cfg: DictConfig, run_dir: Path, console: Console,
                         f"start`) and `wandb login`; W&B is {mode} here")
     if importlib.util.find_spec("sweeps") is None:
         raise NagoError("search.wandb_sweep=true needs W&B's local controller: "
-                        "pip install 'wandb[sweeps]'")
+                        "make setup, or pip install --no-deps sweeps==0.3.0 jsonref")
     shape = load_data_shape(cfg)
     feasible = feasibility_check(cfg, trial_base_config(cfg, "trial"), shape)
     study = open_study(cfg, run_dir, requeue=False,  # running trials may still be on agents

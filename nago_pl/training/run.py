@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ from nago_pl.space import Architecture
 from nago_pl.tracking.run_info import finish_runs, log_run_config, log_run_result
 from nago_pl.training.module import ClassificationModule
 from nago_pl.transfer import export_model, load_adapted, load_trained
+
+log = logging.getLogger(__name__)
 
 # Data lives in memory as tensors; worker processes would only add start-up cost.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -94,6 +97,8 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     trained = load_trained(cfg.init_from, cfg.pick) if cfg.get("init_from") else None
+    if trained is not None and rank_zero_only.rank == 0:
+        log.info("init_from: loaded %s", trained.origin)
     fine_tune = trained is not None and bool(cfg.weights)
     if fine_tune and cfg.finetune.freeze_epochs > 0:
         callbacks = [FreezeBody(int(cfg.finetune.freeze_epochs)), *callbacks]

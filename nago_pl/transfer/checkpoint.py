@@ -7,7 +7,7 @@ import json
 import pickle
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,14 @@ PICKS = ("best_acc", "smallest", "<trial number>")
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A trained network as plain data: its Architecture, build spec and ``net`` weights."""
+    """A trained network as plain data: its Architecture, build spec and ``net`` weights;
+    ``origin`` says in words which model it is (a search's trial, a run, a file)."""
 
     architecture: Architecture
     spec: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     source: Path
+    origin: str = ""
 
 
 def read_checkpoint(path: Path) -> TrainedModel:
@@ -52,7 +54,7 @@ def read_checkpoint(path: Path) -> TrainedModel:
         architecture = Architecture.from_dict(info["architecture"])
     except NagoError as err:
         raise NagoError(f"{path}: {err}") from None
-    return TrainedModel(architecture, dict(info["spec"]), state, path)
+    return TrainedModel(architecture, dict(info["spec"]), state, path, origin=str(path))
 
 
 def _from_run_dir(run_dir: Path, name: str = "best.ckpt") -> TrainedModel:
@@ -79,7 +81,8 @@ def _from_search_dir(search_dir: Path, pick: str) -> TrainedModel:
         trial_dir = search_dir / "trials" / f"{int(pick):04d}"
         if not (trial_dir / "checkpoints" / "best.ckpt").is_file():
             raise NagoError(f"pick={pick}: {trial_dir} holds no trained model")
-        return _from_run_dir(trial_dir)
+        return replace(_from_run_dir(trial_dir),
+                       origin=f"trial {int(pick)} (pick={pick}) of the search {search_dir}")
     if pick not in ("best_acc", "smallest"):
         raise NagoError(f"pick={pick!r}; allowed: {', '.join(PICKS)}")
     pareto = search_dir / "pareto.json"
@@ -97,12 +100,14 @@ def _from_search_dir(search_dir: Path, pick: str) -> TrainedModel:
     if not all(isinstance(value, int | float) for value, _, _ in ranked):
         raise NagoError(f"init_from={search_dir}: {pareto} holds a non-numeric {metric}")
     choose = max if pick == "best_acc" else min
-    _, trial, recorded = choose(ranked, key=lambda entry: entry[0])
+    value, trial, recorded = choose(ranked, key=lambda entry: entry[0])
     if not recorded:
         raise NagoError(f"init_from={search_dir}: trial {trial} has no checkpoint recorded in "
                         "pareto.json")
     # The file the Study recorded, found in this search directory (which may have moved).
-    return _from_run_dir(search_dir / "trials" / f"{trial:04d}", Path(recorded).name)
+    model = _from_run_dir(search_dir / "trials" / f"{trial:04d}", Path(recorded).name)
+    return replace(model, origin=f"trial {trial} (pick={pick}: {metric} {value:.4g}, of "
+                                 f"{len(ranked)} on the front) of the search {search_dir}")
 
 
 def load_trained(init_from: str | Path, pick: str = "best_acc") -> TrainedModel:

@@ -18,6 +18,7 @@ class InProcessExecutor(Executor):
 
     def __init__(self) -> None:
         self._jobs: deque[TrialJob] = deque()
+        self._started = False  # the first job's Started event was returned: run it next
 
     @abstractmethod
     def run(self, job: TrialJob, on_report: OnReport) -> TrialOutcome:
@@ -27,13 +28,20 @@ class InProcessExecutor(Executor):
         self._jobs.append(job)
 
     def wait(self, on_report: OnReport, timeout: float) -> list[Event]:
+        """The next job's Started event, then (next call) it runs and its Done event: the
+        driver shows the job as running while it trains."""
         if not self._jobs:
             return []
+        if not self._started:
+            self._started = True
+            return [Started(self._jobs[0].trial_id, self.where)]
         job = self._jobs.popleft()
-        return [Started(job.trial_id, self.where), Done(job.trial_id, self.run(job, on_report))]
+        self._started = False
+        return [Done(job.trial_id, self.run(job, on_report))]
 
     def shutdown(self) -> None:
         self._jobs.clear()
+        self._started = False
 
 
 class LocalExecutor(InProcessExecutor):

@@ -19,12 +19,17 @@ from nago_pl.search.trial import TrialJob, TrialOutcome, quiet_lightning
 
 #: How often a worker checks that the driver that started it is still alive.
 ORPHAN_CHECK_SECONDS = 0.5
+#: A worker's exit status when its driver is gone (it exits at once, writing nothing more).
+EXIT_ORPHANED = 3
 
 
 def _worker(conn: Connection, job: TrialJob, devices: list[int] | None, parent: int) -> None:
     """A worker process: train ``job`` on ``devices`` (one per DDP rank), report through
-    ``conn``; exit at once when the driver is gone (an orphan must not keep training or
-    writing)."""
+    ``conn``; exit at once, quietly, when the driver is gone (its pid no longer the parent,
+    or the pipe to it broken): an orphan must not keep training or writing. A worker whose
+    driver died while it started (imports take seconds) exits before it begins."""
+    if os.getppid() != parent:
+        os._exit(EXIT_ORPHANED)
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
     quiet_lightning()
@@ -32,16 +37,22 @@ def _worker(conn: Connection, job: TrialJob, devices: list[int] | None, parent: 
     def watch_parent() -> None:
         while os.getppid() == parent:
             time.sleep(ORPHAN_CHECK_SECONDS)
-        os._exit(3)
+        os._exit(EXIT_ORPHANED)
 
     threading.Thread(target=watch_parent, daemon=True).start()
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
-        conn.send(("report", epoch, metrics))
-        return bool(conn.recv())
+        try:
+            conn.send(("report", epoch, metrics))
+            return bool(conn.recv())
+        except (OSError, EOFError):
+            os._exit(EXIT_ORPHANED)
 
     outcome = execute_ranked_trial(job, report)
-    conn.send(("done", outcome))
+    try:
+        conn.send(("done", outcome))
+    except OSError:  # the driver died while the trial finished: nobody to tell
+        os._exit(EXIT_ORPHANED)
     conn.close()
 
 

@@ -30,7 +30,6 @@ from botorch.acquisition import AcquisitionFunction, qLogNoisyExpectedImprovemen
 from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import MCMultiOutputObjective
-from botorch.acquisition.multi_objective.utils import prune_inferior_points_multi_objective
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import ModelListGP, SingleTaskGP, SingleTaskMultiFidelityGP
 from botorch.models.kernels.categorical import CategoricalKernel
@@ -38,6 +37,7 @@ from botorch.models.model import Model
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf
 from botorch.sampling.normal import SobolQMCNormalSampler
+from botorch.utils.multi_objective.pareto import is_non_dominated
 from botorch.utils.sampling import manual_seed
 from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
@@ -55,8 +55,12 @@ from nago_pl.search.study import Objective, Study, Trial, check_seed, trial_seed
 MAX_DEFAULT_INIT = 10
 #: Default cap on the early learning-curve points (bounds the GP's size as trials grow).
 MAX_EARLY_POINTS = 24
-#: Most baseline points qLogNEHVI keeps (the likeliest to be Pareto-optimal).
-MAX_BASELINE = 12
+#: A baseline point at least this likely to be Pareto-optimal is always kept by qLogNEHVI: it
+#: is part of the front the acquisition measures improvement against (BENCHMARKS.md, ZDT1).
+CERTAIN_PARETO = 0.5
+#: Most of the less certain baseline points (e.g. trials seen only early, whose full-fidelity
+#: value is a guess) qLogNEHVI keeps, the likeliest to be Pareto-optimal first.
+MAX_UNCERTAIN_BASELINE = 12
 #: Posterior samples that estimate which baseline points may be Pareto-optimal (BoTorch's
 #: default, 2048, made this pruning half of a 200-trial proposal; see BENCHMARKS.md).
 PRUNE_SAMPLES = 256
@@ -180,23 +184,46 @@ class WithKnownObjectives(MCMultiOutputObjective):
         return torch.stack(columns, dim=-1)
 
 
+def pareto_probabilities(model: Model, X: Tensor, ref_point: Tensor,
+                         objective: MCMultiOutputObjective | None = None,
+                         num_samples: int = PRUNE_SAMPLES) -> Tensor:
+    """For each row of ``X``, the share of ``num_samples`` joint posterior samples (through
+    ``objective``) in which it is Pareto-optimal and better than ``ref_point`` everywhere."""
+    with torch.no_grad():
+        posterior = model.posterior(X)
+        samples = SobolQMCNormalSampler(sample_shape=torch.Size([num_samples]))(posterior)
+        values = samples if objective is None else objective(samples, X=X)
+        optimal = is_non_dominated(values, deduplicate=False) & (values > ref_point).all(dim=-1)
+    return optimal.to(X.dtype).mean(dim=0)
+
+
+def pareto_baseline(model: Model, X: Tensor, ref_point: Tensor,
+                    objective: MCMultiOutputObjective | None = None) -> Tensor:
+    """The rows of ``X`` qLogNEHVI measures improvement against: every point at least
+    CERTAIN_PARETO likely to be Pareto-optimal (the front, however many points it has), plus the
+    MAX_UNCERTAIN_BASELINE likeliest of the points with a smaller, non-zero chance (trials seen
+    only early are uncertain at full fidelity, and each kept point costs every acquisition
+    call)."""
+    probability = pareto_probabilities(model, X, ref_point, objective)
+    certain = (probability >= CERTAIN_PARETO).nonzero().view(-1)
+    uncertain = ((probability > 0) & (probability < CERTAIN_PARETO)).nonzero().view(-1)
+    likeliest = uncertain[probability[uncertain].argsort(descending=True, stable=True)]
+    return X[torch.cat([certain, likeliest[:MAX_UNCERTAIN_BASELINE]]).sort().values]
+
+
 def make_acquisition(model: Model, X: Tensor, ref_point: Tensor,
                      X_pending: Tensor | None, mc_samples: int,
                      objective: MCMultiOutputObjective | None = None) -> AcquisitionFunction:
     """qLogNEHVI (two or more objectives) or qLogNEI (one) over the observed ``X``
     (maximisation) with the reference point ``ref_point``; ``objective`` maps the model's
     samples to all objectives (e.g. :class:`WithKnownObjectives`). Baselines are pruned to the
-    points that may be Pareto-optimal (at most MAX_BASELINE of them for qLogNEHVI), which bounds
-    the cost as observations grow."""
+    points that may be Pareto-optimal (for qLogNEHVI :func:`pareto_baseline`: the whole likely
+    front, and a few uncertain points), which bounds the cost as observations grow."""
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]))
     if ref_point.numel() == 1:
         return qLogNoisyExpectedImprovement(model, X_baseline=X, sampler=sampler,
                                             X_pending=X_pending, prune_baseline=True)
-    # the most probably Pareto-optimal points, at most MAX_BASELINE: pruned trials seen only
-    # early are uncertain at full fidelity, and each kept point costs every acquisition call
-    baseline = prune_inferior_points_multi_objective(
-        model, X, ref_point, objective=objective, num_samples=PRUNE_SAMPLES,
-        max_frac=min(1.0, MAX_BASELINE / max(1, X.shape[0])))
+    baseline = pareto_baseline(model, X, ref_point, objective)
     return qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref_point,
                                                    X_baseline=baseline, sampler=sampler,
                                                    objective=objective, X_pending=X_pending,
