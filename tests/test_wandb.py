@@ -132,6 +132,20 @@ def offline_runs(wandb_dir: Path) -> list[OfflineRun]:
     return [read_run(d) for d in sorted((wandb_dir / "wandb").glob("offline-run-*"))]
 
 
+def ended_offline_runs(wandb_dir: Path, count: int, seconds: float = 60) -> list[OfflineRun]:
+    """The ``count`` offline runs once each file holds its exit record: W&B's writer process
+    may still be flushing a run's file when ``finish()`` returns on a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while True:
+        runs = offline_runs(wandb_dir)
+        if len(runs) == count and all(r.exit_code is not None for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{count} ended W&B runs expected, found exit codes "
+                                 f"{[r.exit_code for r in runs]}")
+        time.sleep(0.5)
+
+
 # --------------------------------------------------------------------------- end to end, offline
 @pytest.mark.slow
 def test_train_called_as_a_sweep_agent_stores_its_config_and_val_acc_history(
@@ -203,7 +217,7 @@ def test_runs_in_one_process_are_separate_and_a_crashed_one_is_finished_as_faile
     with pytest.raises(FloatingPointError):
         train_architecture(cfg, tmp_path / "crashed", callbacks=[Boom()])
     train_architecture(cfg, tmp_path / "ok")
-    runs = sorted(offline_runs(offline_wandb), key=lambda r: r.exit_code)
+    runs = sorted(ended_offline_runs(offline_wandb, 2), key=lambda r: r.exit_code)
     assert [r.exit_code for r in runs] == [0, 1]
     assert [(r.group, r.job_type) for r in runs] == [("g", "trial")] * 2
     assert "val_acc" in runs[0].summary and "val_acc" not in runs[1].summary
