@@ -2,7 +2,8 @@
 
 Every (strategy, seed) searches the 6 categorical edges of the NB201 cell, maximising the
 table's 200-epoch test accuracy and minimising the network's parameters (log), for ``--trials``
-trials. ``mobo`` and ``random`` are the project's strategies (in-memory Study, ask/tell);
+trials. ``mobo``, ``random``, ``evolution`` and ``graphpnas`` are the project's strategies
+(in-memory Study, ask/tell, default options);
 ``mobo-refit-every`` is mobo fitting its GPs at every proposal (``refit_growth=1``),
 ``mobo-mc64`` mobo with 64 MC samples (default 128), ``mobo-modelled-params`` mobo with a GP
 on the parameter count instead of computing it (``search.py`` computes it, ``known_costs``),
@@ -33,7 +34,7 @@ from omegaconf import OmegaConf
 from zero_cost_proxies import cifar10_batch
 
 from nago_pl.config import compose
-from nago_pl.search import MOBO, Objective, RandomSearch, SearchSpace, Study
+from nago_pl.search import MOBO, STRATEGIES, Objective, SearchSpace, Study
 from nago_pl.search.constraints import DataShape
 from nago_pl.search.known_costs import nb201_costs
 from nago_pl.search.nb201_table import Nb201Table, TableEvaluator
@@ -80,7 +81,7 @@ def run_ours(name: str, seed: int, trials: int, lookup: Lookup,
     inner = name.removesuffix("-prescreen")
     known = None if inner == "mobo-modelled-params" else lookup.known
     strategy = MOBO(space, OBJECTIVES, seed=seed, known=known, **MOBO_VARIANTS[inner]) \
-        if inner in MOBO_VARIANTS else RandomSearch(space, OBJECTIVES, seed=seed)
+        if inner in MOBO_VARIANTS else STRATEGIES[inner](space, OBJECTIVES, seed=seed)
     out = []
     for _ in range(trials):
         trial = strategy.ask(study, 1)[0]
@@ -147,7 +148,7 @@ def main() -> None:
     for name in args.strategies:
         runs, started = [], time.perf_counter()
         for seed in args.seeds:
-            if name.removesuffix("-prescreen") in (*MOBO_VARIANTS, "random"):
+            if name.removesuffix("-prescreen") in (*MOBO_VARIANTS, *STRATEGIES):
                 runs.append(curves(run_ours(name, seed, args.trials, lookup, prescreen)))
             else:
                 runs.append(curves(run_optuna(name, seed, args.trials, lookup)))

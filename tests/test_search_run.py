@@ -200,7 +200,8 @@ def test_unknown_space_name_is_rejected_before_any_trial(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("search.strategy=hyperband", "unknown search strategy 'hyperband'; allowed: bohb, mobo"),
+    [("search.strategy=hyperband",
+      "unknown search strategy 'hyperband'; allowed: bohb, evolution, graphpnas, mobo"),
      ("trainer=ddp", "trainer.devices=-1: a DDP trial in a search needs a device count"),
      ("trainer.strategy=ddp_spawn", "trainer.strategy=ddp_spawn: a search starts each trial's"),
      ("search.objectives=[{name:test_acc,direction:max}]", "'test_acc' is not a trial metric"),

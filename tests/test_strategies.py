@@ -237,8 +237,8 @@ def test_make_strategy() -> None:
     mobo = make_strategy("mobo", space=NAGO, objectives=OBJS, seed=1, n_init=3)
     assert isinstance(mobo, MOBO) and mobo.n_init == 3
     assert isinstance(make_strategy("random", space=NAGO, objectives=OBJS), RandomSearch)
-    with pytest.raises(NagoError, match="unknown search strategy 'tpe'; allowed: bohb, mobo, "
-                                        "random"):
+    with pytest.raises(NagoError, match="unknown search strategy 'tpe'; allowed: bohb, evolution, "
+                                        "graphpnas, mobo, random"):
         make_strategy("tpe", space=NAGO, objectives=OBJS)
     with pytest.raises(NagoError, match=r"has no option\(s\) \['n_initial'\]"):
         make_strategy("mobo", space=NAGO, objectives=OBJS, n_initial=3)

@@ -18,7 +18,7 @@ from nago_pl.search.study import Study, Trial
 from nago_pl.space.generator import GeneratorConfig
 
 LIST_PARAMS = {"stage_ratio": "generator.stage_ratios", "channel_ratio": "generator.channel_ratios",
-               "edge": "space.ops"}
+               "edge": "space.ops", "G3_edge": "generator.G3_edges"}
 
 
 def config_path(name: str) -> tuple[str, int | None]:
@@ -27,7 +27,8 @@ def config_path(name: str) -> tuple[str, int | None]:
     Generator fields (``G1_nodes``, ...) -> ``generator.<name>``; ``param_limit`` ->
     ``network.param_limit``; ``stage_ratio_<i>`` / ``channel_ratio_<i>`` -> element ``i`` of
     ``generator.stage_ratios`` / ``generator.channel_ratios``; ``edge_<i>`` -> the operation of
-    edge ``i`` of the nb201 cell, ``space.ops[i]``.
+    edge ``i`` of the nb201 cell, ``space.ops[i]``; ``G3_edge_<i>`` -> whether a learned bottom
+    cell has edge ``i``, ``generator.G3_edges[i]``.
     """
     if name in GeneratorConfig.__dataclass_fields__:
         return f"generator.{name}", None
@@ -39,7 +40,7 @@ def config_path(name: str) -> tuple[str, int | None]:
     raise NagoError(
         f"search.space.{name}: not a searchable name; allowed: generator fields "
         f"({', '.join(GeneratorConfig.__dataclass_fields__)}), param_limit, stage_ratio_<i>, "
-        "channel_ratio_<i>, edge_<i> (space=nb201)"
+        "channel_ratio_<i>, edge_<i> (space=nb201), G3_edge_<i> (generator.bottom_family=learned)"
     )
 
 

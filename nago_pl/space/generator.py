@@ -14,7 +14,7 @@ from typing import Any
 
 from nago_pl.errors import NagoError
 from nago_pl.space.architecture import OPS, Architecture, BottomGraph, Cell
-from nago_pl.space.graphs import DAG, FAMILIES, derive_seed, sample_dag
+from nago_pl.space.graphs import DAG, FAMILIES, LEARNED, dag_from_bits, derive_seed, sample_dag
 
 SEARCHED = ("G1_nodes", "G1_K", "G1_P", "G2_nodes", "G2_P", "G3_nodes", "G3_K", "G3_P")
 MAX_NODES = 64
@@ -30,6 +30,9 @@ class GeneratorConfig:
     Defaults are the paper's best CIFAR-10 generator WS(8,5,0.6) / ER(1,0.7) / WS(5,4,0.2).
     ``K`` is WS's neighbour count, BA's attachment count or the chain's look-back; ``P`` is WS's
     rewiring or ER's edge probability. ``G2_K`` is not searched (the mid level is ER).
+    ``bottom_family="learned"`` takes every bottom cell's graph from ``G3_edges`` instead: one
+    0/1 per node pair in :func:`~nago_pl.space.graphs.pair_order` (a learned model's sample;
+    searched as ``G3_edge_<k>``).
     """
 
     G1_nodes: int = 8
@@ -47,6 +50,7 @@ class GeneratorConfig:
     stage_ratios: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     channel_ratios: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
     ops: list[str] = field(default_factory=lambda: ["conv3x3"])
+    G3_edges: list[int] = field(default_factory=list)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> GeneratorConfig:
@@ -76,8 +80,14 @@ class GeneratorConfig:
             raise NagoError(f"G1_nodes x G2_nodes x G3_nodes = {self.G1_nodes} x {self.G2_nodes} x "
                             f"{self.G3_nodes} = {ops} op nodes; at most {MAX_OPS}")
         for name in ("top_family", "mid_family", "bottom_family"):
-            if getattr(self, name) not in FAMILIES:
-                raise NagoError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(FAMILIES)}")
+            allowed = (*FAMILIES, LEARNED) if name == "bottom_family" else FAMILIES
+            if getattr(self, name) not in allowed:
+                raise NagoError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(allowed)}")
+        if self.bottom_family == LEARNED:
+            dag_from_bits(self.G3_nodes, self.G3_edges)
+        elif self.G3_edges:
+            raise NagoError(f"G3_edges={self.G3_edges!r}: only bottom_family={LEARNED} takes "
+                            f"its graph from G3_edges (bottom_family={self.bottom_family!r})")
         _check_ratios("stage_ratios", self.stage_ratios)
         _check_ratios("channel_ratios", self.channel_ratios)
         if len(self.stage_ratios) != len(self.channel_ratios):
@@ -160,8 +170,10 @@ def sample(config: GeneratorConfig, seed: int) -> Architecture:
                          [seed, MID, i])
         bottoms = []
         for j in range(mid.num_nodes):
-            dag = _level_dag("G3", config.bottom_family, config.G3_nodes, config.G3_K,
-                             config.G3_P, [seed, BOTTOM, i, j])
+            dag = dag_from_bits(config.G3_nodes, config.G3_edges) \
+                if config.bottom_family == LEARNED else \
+                _level_dag("G3", config.bottom_family, config.G3_nodes, config.G3_K,
+                           config.G3_P, [seed, BOTTOM, i, j])
             rng = random.Random(derive_seed([seed, OP_CHOICE, i, j]))
             ops = tuple(rng.choice(config.ops) for _ in range(dag.num_nodes))
             bottoms.append(BottomGraph(dag, ops))

@@ -15,6 +15,8 @@ import numpy as np
 from nago_pl.errors import NagoError
 
 FAMILIES = ("ws", "er", "ba", "chain")
+#: A bottom-level family whose graph is given edge by edge (a learned model's sample).
+LEARNED = "learned"
 MAX_RESAMPLES = 10_000
 
 
@@ -40,6 +42,21 @@ class DAG:
         """Nodes with no higher-labelled neighbour: the level's result is their mean."""
         has_succ = {u for u, _ in self.edges}
         return [n for n in range(self.num_nodes) if n not in has_succ]
+
+
+def pair_order(num_nodes: int) -> list[tuple[int, int]]:
+    """Every pair ``u < v`` of ``num_nodes`` nodes, by target, then source: (0,1), (0,2),
+    (1,2), (0,3), ... (the NAS-Bench-201 cell's edge order, and a learned cell's)."""
+    return [(u, v) for v in range(1, num_nodes) for u in range(v)]
+
+
+def dag_from_bits(num_nodes: int, bits: Sequence[int]) -> DAG:
+    """The DAG whose edge :func:`pair_order` ``k`` exists iff ``bits[k]`` is 1."""
+    pairs = pair_order(num_nodes)
+    if len(bits) != len(pairs) or any(b not in (0, 1) or isinstance(b, bool) for b in bits):
+        raise NagoError(f"a learned {num_nodes}-node cell needs {len(pairs)} edge values, each "
+                        f"0 or 1 (pairs (0,1), (0,2), (1,2), (0,3), ...), got {list(bits)}")
+    return DAG(num_nodes, tuple(sorted(p for p, b in zip(pairs, bits, strict=True) if b)))
 
 
 def derive_seed(path: Sequence[int]) -> int:

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 from nago_pl.errors import NagoError
 from nago_pl.search.strategies.bohb import BOHB
+from nago_pl.search.strategies.evolution import Evolution
+from nago_pl.search.strategies.graphpnas import GraphPNAS
 from nago_pl.search.strategies.mobo import MOBO
 from nago_pl.search.strategies.random_search import RandomSearch
 from nago_pl.search.study import Study, Trial
@@ -26,7 +28,8 @@ class Strategy(Protocol):
         ...
 
 
-STRATEGIES: dict[str, type] = {"mobo": MOBO, "bohb": BOHB, "random": RandomSearch}
+STRATEGIES: dict[str, type] = {"mobo": MOBO, "bohb": BOHB, "random": RandomSearch,
+                               "evolution": Evolution, "graphpnas": GraphPNAS}
 
 
 def make_strategy(name: str, context: Mapping[str, Any] | None = None, **kwargs: Any) -> Strategy:
@@ -50,4 +53,5 @@ def make_strategy(name: str, context: Mapping[str, Any] | None = None, **kwargs:
     return cls(**kwargs, **usable)
 
 
-__all__ = ["BOHB", "MOBO", "STRATEGIES", "RandomSearch", "Strategy", "make_strategy"]
+__all__ = ["BOHB", "MOBO", "STRATEGIES", "Evolution", "GraphPNAS", "RandomSearch", "Strategy",
+           "make_strategy"]

@@ -50,6 +50,8 @@ from nago_pl.search.pareto import to_maximization
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.study import Objective, Study, Trial, check_seed, trial_seed
 
+#: The ``info`` entry of the trial whose proposal fitted the GPs: what they saw and learned.
+GP_FIT = "gp_fit"
 #: Largest default Sobol design: 2·(d+1) points left 9-D NAGO searches of 20 trials all Sobol
 #: (BENCHMARKS.md, mixed-integer benchmark: 10 points won on 4 of 5 seeds).
 MAX_DEFAULT_INIT = 10
@@ -87,6 +89,17 @@ def check_options(owner: str, **options: int | None) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise NagoError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+def check_number(owner: str, name: str, value: Any, low: float, high: float, *,
+                 low_open: bool = True) -> None:
+    """Raise NagoError unless option ``value`` is a number in ``(low, high]`` (``[low, high]``
+    when not ``low_open``)."""
+    above = value > low if low_open else value >= low
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            above and value <= high):
+        interval = f"{'(' if low_open else '['}{low}, {high}]"
+        raise NagoError(f"{owner}: {name} must be a number in {interval}, got {value!r}")
 
 
 def fit_surrogate(X: Tensor, Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
@@ -397,8 +410,10 @@ class MOBO:
     ``num_restarts``/``raw_samples``/``mc_samples``/``maxiter`` trade proposal quality for time;
     ``num_threads`` is the torch thread count while proposing (None: leave it alone).
     The GPs' hyperparameters are fitted (ML-II) when the observations have grown by the factor
-    ``refit_growth`` since the last fit in this process (1.0: every proposal); in between the
-    GPs keep them and condition on the new data (BENCHMARKS.md: "Refitting the GPs").
+    ``refit_growth`` since the last fit (1.0: every proposal); in between the GPs keep them and
+    condition on the new data (BENCHMARKS.md: "Refitting the GPs"). A fit is recorded in the
+    ``info`` of the first trial it proposed (``gp_fit``), so a resumed search, or another
+    driver, keeps the same hyperparameters as an uninterrupted one.
     ``known`` maps objective names to exact functions of the unit point
     (:mod:`nago_pl.search.known_costs`, e.g. NB201's ``params``): those objectives get no GP,
     the acquisition computes them (unless every objective is known). ``fit_ftol`` is the GP
@@ -439,7 +454,6 @@ class MOBO:
                 or not refit_growth >= 1:
             raise NagoError(f"mobo: refit_growth must be a number >= 1, got {refit_growth!r}")
         self.refit_growth = float(refit_growth)
-        self._fitted: tuple[int, list[dict[str, Tensor]]] | None = None
         self.feasible = feasible
         self.known = known_subset(known or {}, [o.name for o in self.objectives])
         self.modelled = [o for o in self.objectives if o.name not in self.known]
@@ -454,13 +468,17 @@ class MOBO:
             return self.max_early_points
         return min(n_trials // 2, MAX_EARLY_POINTS)
 
-    def _kept_hyperparameters(self, n_observed: int) -> list[dict[str, Tensor]] | None:
-        """The last fit's hyperparameters while ``n_observed`` is below ``refit_growth`` times
-        what that fit saw; None when it is time to fit."""
-        if self._fitted is None:
+    def _kept_hyperparameters(self, trials: Sequence[Trial],
+                              n_observed: int) -> list[dict[str, Tensor]] | None:
+        """The study's last GP fit (the newest ``gp_fit`` among ``trials``) while
+        ``n_observed`` is below ``refit_growth`` times what that fit saw; None when it is time
+        to fit."""
+        record = next((t.info[GP_FIT] for t in reversed(trials) if GP_FIT in t.info), None)
+        if record is None or not record["observations"] <= n_observed \
+                < self.refit_growth * record["observations"]:
             return None
-        n_fitted, values = self._fitted
-        return values if n_fitted <= n_observed < self.refit_growth * n_fitted else None
+        return [{name: torch.tensor(value, dtype=torch.float64) for name, value in gp.items()}
+                for gp in record["hyperparameters"]]
 
     def _feasible_at(self, first_trial: int) -> Callable[[int, dict[str, Any]], bool] | None:
         """``feasible`` for the ``i``-th config of an ask whose first new trial is
@@ -495,14 +513,18 @@ class MOBO:
         X = _at_full_fidelity(self.space.to_unit(params))
         pending = study.pending()
         X_pending = self.space.to_unit(pending) if pending else None
-        taken = self.space.to_unit([t.params for t in study.trials()])  # failed ones too
+        everything = study.trials()
+        taken = self.space.to_unit([t.params for t in everything])  # failed ones too
         rng_seed = trial_seed(self.seed, start + n_sobol, stream=1)
+        fit_record: dict[str, Any] = {}
         with manual_seed(rng_seed), torch_threads(self.num_threads):
-            kept = self._kept_hyperparameters(len(params))
+            kept = self._kept_hyperparameters(everything, len(params))
             model = fit_curve_models(datasets, self.fidelity_kernel, self.space.choice_dims,
                                      kept, self.fit_ftol)
             if kept is None:
-                self._fitted = (len(params), gp_hyperparameters(model))
+                fit_record = {GP_FIT: {"observations": len(params), "hyperparameters": [
+                    {name: value.tolist() for name, value in gp.items()}
+                    for gp in gp_hyperparameters(model)]}}
             objective = WithKnownObjectives(self.objectives, self.known, self.space.dim) \
                 if self.known else None
             acqf = make_acquisition(model, X, study.reference_point(),
@@ -516,7 +538,7 @@ class MOBO:
                              feasible=self._feasible_at(start + n_sobol))
         for i, config in enumerate(self.space.from_unit(points)):
             trials.append(study.add_trial(config, trial_seed(self.seed, start + n_sobol + i),
-                                          info={"source": "bo"}))
+                                          info={"source": "bo", **(fit_record if i == 0 else {})}))
         return trials
 
 
