@@ -13,9 +13,11 @@ import pytest
 import torch
 from shared_data import SHARED, needs_shared
 
+from nago_pl.config import compose
 from nago_pl.errors import NagoError
 from nago_pl.search import Objective, SearchSpace, Study
 from nago_pl.search.nb201_table import Nb201Table
+from nago_pl.search.runner import search_strategy
 from nago_pl.search.strategies import Evolution, GraphPNAS
 from nago_pl.search.strategies.graph_model import GraphModel, Layout, fit
 from nago_pl.search.strategies.graphpnas import TAIL_BINS, decode, encode, graph_layout, rank_weights
@@ -219,3 +221,10 @@ def test_graphpnas_beats_regularised_evolution_on_the_nb201_table() -> None:
     rea = [table_search(Evolution(space, ACC, seed=s), table, space, 100) for s in range(5)]
     assert statistics.mean(learned) > statistics.mean(rea)
     assert math.isclose(max(learned), 0.9437, abs_tol=2e-4)  # the optimum, found at least once
+
+
+def test_the_search_config_gives_a_fifth_of_the_trials_as_warm_up() -> None:
+    cfg = compose("search", ["space=nb201", "search=graphpnas", "search.trials=50"])
+    study = Study.open(":memory:", "s", SearchSpace.from_config(NB201), ACC)
+    strategy = search_strategy(cfg, study)
+    assert isinstance(strategy, GraphPNAS) and strategy.warmup == 10

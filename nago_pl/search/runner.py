@@ -95,7 +95,7 @@ def search_strategy(cfg: DictConfig, study: Study, feasible: FeasibilityCheck | 
     only configurations ``feasible`` accepts (``context``: see :func:`make_strategy`)."""
     return make_strategy(cfg.search.strategy, context, space=study.space,
                          objectives=study.objectives, seed=int(cfg.seed), feasible=feasible,
-                         **OmegaConf.to_container(cfg.search.options))
+                         **OmegaConf.to_container(cfg.search.options, resolve=True))
 
 
 #: GP fit tolerance when proposals are the whole cost (BENCHMARKS.md: the 100-trial command).
