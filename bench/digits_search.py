@@ -65,8 +65,8 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     curves: dict[str, list[list[float]]] = {}
     minutes: dict[str, list[float]] = {}
-    for strategy in args.strategies:
-        for seed in args.seeds:
+    for seed in args.seeds:  # strategies interleaved: each seed sees them in the same load
+        for strategy in args.strategies:
             budget = [] if args.max_minutes is None else \
                 [f"search.max_minutes={args.max_minutes}"]
             cfg = compose("search", [*SPECS.get(strategy, [f"search={strategy}"]),

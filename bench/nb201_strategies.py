@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> None:
             return 100 * table.accuracy[cell.to_string()]
 
         for name in args.strategies:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 if (name, dataset, seed) in done:
                     continue
                 start = time.perf_counter()
@@ -145,7 +145,8 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=["uniform", "random", "tpe", *OURS[1:]],
                         choices=["uniform", "tpe", *OURS])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--out", default="runs/bench/nb201_strategies.jsonl")
     parser.add_argument("--report", nargs="*", type=Path,

@@ -142,7 +142,7 @@ class GraphPNAS:
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], seed: int = 0, *,
                  warmup: int = 20, top_k: int = 15, steps: int = 30, lr: float = 0.01,
                  hidden: int = 24, layers: int = 3, mixtures: int = 5,
-                 temperature: float = 1.0, explore: float = 0.1, explore_decay: float = 0.95,
+                 temperature: float = 1.5, explore: float = 0.1, explore_decay: float = 0.95,
                  num_threads: int | None = 1,
                  feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
         check_options("graphpnas", top_k=top_k, steps=steps, hidden=hidden, layers=layers,
