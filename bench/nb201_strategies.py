@@ -134,8 +134,9 @@ def report(paths: list[Path]) -> None:
             cells = []
             for n in CHECKPOINTS:
                 values = [r["best"][str(n)] for r in runs if str(n) in r["best"]]
+                fewer = f" ({len(values)} seeds)" if len(values) < len(runs) else ""
                 cells.append(f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-                             if len(values) > 1 else "")
+                             f"{fewer}" if len(values) > 1 else "")
             seconds = statistics.mean(r["seconds"] for r in runs)
             print(f"| {name} | {len(runs)} | " + " | ".join(cells) + f" | {seconds:.2f} |")
 

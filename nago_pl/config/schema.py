@@ -179,6 +179,23 @@ class ExecutorConfig:
 
 
 @dataclass
+class ShrinkOptions:
+    """``search.shrink=lissnas``'s options (nago_pl/search/shrink/lissnas.py explains each)."""
+
+    queries: int = 80          # the stage's trials (the baseline included), of search.trials
+    initial: int = 30          # of which the initial sample
+    sampler: str = "sobol"     # sobol or random
+    max_pockets: int = 8
+    locality: float = 0.5      # radius: neighbours differ by at most this x random pairs
+    max_radius: int = 3
+    keep_quantile: float = 0.9  # a pocket's median must reach this quantile of the sample
+    min_evidence: int = 3      # observations in a pocket before it is kept or rejected
+    min_share: float = 0.015   # a smaller shrunk space is rebuilt with wider pockets
+    max_share: float = 0.05    # the shrunk space's largest share of the space
+    numeric_edit: float = 0.2  # an int/float moved this share of its range = one edit
+
+
+@dataclass
 class SearchSettings:
     """The search: strategy and its options, space, objectives, budget, pruning."""
 
@@ -201,6 +218,9 @@ class SearchSettings:
     final: FinalConfig = field(default_factory=FinalConfig)
     wandb_sweep: bool = False   # trials trained by W&B sweep agents (needs a W&B server)
     allow_changed_settings: bool = False  # resume a study with other training settings
+    shrink: str | None = None   # lissnas: shrink the space into pockets before the strategy
+    shrink_options: ShrinkOptions = field(default_factory=ShrinkOptions)
+    space_from: str | None = None  # a saved shrunk_space.json (or its search dir) to search in
 
 
 @dataclass

@@ -24,7 +24,8 @@ def _plain(node: Any) -> Any:
 def study_identity(cfg: DictConfig) -> dict[str, Any]:
     """What defines a study and so its default name: its search space, the quantities it
     optimises (not their reference points, which a resumed study may change), the settings
-    that define a trial's result (:func:`result_settings`), the evaluator and the strategy.
+    that define a trial's result (:func:`result_settings`), the evaluator and the strategy,
+    and the shrinkage (when set).
     Left out, so that changing them resumes the study: the trial count, time budget,
     executor and workers, the strategy's tuning options, loggers."""
     objectives = [
@@ -36,8 +37,17 @@ def study_identity(cfg: DictConfig) -> dict[str, Any]:
         settings: dict[str, Any] | None = result_settings(cfg)
     except NagoError:  # a name outside the training config: refused when the study opens
         settings = None
-    return {"space": _plain(cfg.search.space), "objectives": objectives, "settings": settings,
-            "evaluator": _plain(cfg.evaluator), "strategy": cfg.search.strategy}
+    identity = {"space": _plain(cfg.search.space), "objectives": objectives,
+                "settings": settings, "evaluator": _plain(cfg.evaluator),
+                "strategy": cfg.search.strategy}
+    shrink = OmegaConf.select(cfg, "search.shrink", default=None)
+    if shrink is not None:  # a shrunk search is another study (unshrunk names unchanged)
+        identity["shrink"] = {"method": shrink,
+                              "options": _plain(cfg.search.shrink_options)}
+    space_from = OmegaConf.select(cfg, "search.space_from", default=None)
+    if space_from is not None:
+        identity["space_from"] = str(space_from)
+    return identity
 
 
 def _dataset_label(cfg: DictConfig) -> str:

@@ -40,6 +40,7 @@ from nago_pl.search.report import (
     write_pareto_json,
 )
 from nago_pl.search.settings import result_settings
+from nago_pl.search.shrink.stage import shrink_stage
 from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
 from nago_pl.search.trial import config_path, trial_config, trial_ranks
@@ -201,16 +202,17 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
         pruning = PruningRule(settings.pruning.min_epochs, settings.pruning.eta) \
             if settings.pruning.enabled else None
         parallel = cfg.executor.kind != "local"
-        driver = SearchDriver(
-            study, search_strategy(cfg, study, feasible,
-                                   strategy_context(cfg, study, shape, trains=table is None)),
-            executor, base, run_dir / "trials",
-            pruning, int(settings.max_retries), int(settings.batch_size), console,
-            threads=int(cfg.executor.cpus_per_trial) if parallel else None,
-            memory_mb=(lambda t: feasible.memory_mb(t.seed, t.params)) if packing else None,
-            on_failure=check_systematic_failure,
-            prescreen=make_prescreen(cfg, study, base, shape, feasible),
-            network_key=None if table else (lambda t: network_key(feasible, t)))
+        prescreen = make_prescreen(cfg, study, base, shape, feasible)
+
+        def make_driver(strategy: Strategy) -> SearchDriver:
+            return SearchDriver(
+                study, strategy, executor, base, run_dir / "trials",
+                pruning, int(settings.max_retries), int(settings.batch_size), console,
+                threads=int(cfg.executor.cpus_per_trial) if parallel else None,
+                memory_mb=(lambda t: feasible.memory_mb(t.seed, t.params)) if packing else None,
+                on_failure=check_systematic_failure,
+                prescreen=prescreen, network_key=None if table else (lambda t: network_key(feasible, t)))
+
         if settings.strategy == "mobo":
             load_fused_kernel(lambda line: console.print(line, highlight=False, soft_wrap=True))
         deadline = None if settings.max_minutes is None else \
@@ -219,7 +221,18 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
             with warnings.catch_warnings():
                 # a GP whose covariance needed jitter to factorise: handled, nothing to report
                 warnings.filterwarnings("ignore", JITTER_WARNING, NumericalWarning)
-                driver.run(Budget(int(settings.trials), deadline, stop))
+                # search.shrink / search.space_from: the strategy searches only the pockets
+                shrunk = shrink_stage(cfg, study, run_dir, console, feasible, lambda stage, n:
+                                      make_driver(stage).run(Budget(n, deadline, stop)))
+                strategy = search_strategy(
+                    cfg, study, shrunk.restrict(feasible) if shrunk else feasible,
+                    strategy_context(cfg, study, shape, trains=table is None))
+                try:
+                    make_driver(strategy).run(Budget(int(settings.trials), deadline, stop))
+                except NagoError as err:
+                    if shrunk is None:
+                        raise
+                    raise shrunk.explain(err) from None
         finally:
             study.release()  # trials left unfinished (an error, Ctrl-C): re-run by the next driver
     return study
