@@ -1,17 +1,18 @@
 """HNAG search on digits: hypervolume vs. trials for ``mobo`` vs. ``random``, several seeds.
 
 Each (strategy, seed) is a real default search (``conf/search.yaml``: digits, CPU, val_acc vs.
-params) in its own run directory. A strategy is a ``search=`` name, or ``graphpnas-cells``:
-GraphPNAS learning the bottom cells' graph (``generator=learned_cells
-search_space=hnag_learned``). ``--max-minutes`` gives every search the same wall clock
-(``search.max_minutes``; ``--trials`` is then an upper bound). The hypervolume uses one fixed
-reference point for every run (val_acc 0.5, params at the dataset's budget), so the curves are
-comparable. Prints a markdown table of mean ± std hypervolume after every ``--every`` trials (up
-to the fewest trials a run made), at the end, and the trials and wall time of each search.
+params) in its own run directory. A strategy is a ``search=`` name, or ``<name>-cells`` for
+``graphpnas``, ``mobo`` or ``random`` on the learned bottom-cell space (``generator=
+learned_cells search_space=hnag_learned``: GraphPNAS learns the cells' graph).
+``--max-minutes`` gives every search the same wall clock (``search.max_minutes``; ``--trials``
+is then an upper bound). The hypervolume uses one fixed reference point for every run (val_acc
+0.5, params at the dataset's budget), so the curves are comparable. Prints a markdown table of
+mean ± std hypervolume after every ``--every`` trials (up to the fewest trials a run made), at
+the end, and the trials and wall time of each search.
 
     python bench/digits_search.py --seeds 0 1 2 --trials 20 --out runs/bench-digits
-    python bench/digits_search.py --strategies graphpnas-cells mobo random --max-minutes 6 \
-        --trials 60 --out runs/bench-digits-cells
+    python bench/digits_search.py --strategies graphpnas-cells mobo-cells random-cells mobo random \
+        --max-minutes 4 --trials 15 --every 3 --out runs/bench-digits-cells
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ def hypervolumes(study, ref_natural: list[float]) -> list[float]:
     return curve
 
 
-#: Strategies that are more than a ``search=`` choice.
-SPECS = {"graphpnas-cells": ["search=graphpnas", "generator=learned_cells",
-                             "search_space=hnag_learned"]}
+#: Strategies that are more than a ``search=`` choice: ``<strategy>-cells`` searches the learned
+#: bottom-cell space (every bottom cell one DAG, searched edge by edge).
+CELLS = ["generator=learned_cells", "search_space=hnag_learned"]
+SPECS = {f"{name}-cells": [f"search={name}", *CELLS] for name in ("graphpnas", "mobo", "random")}
 
 
 def main() -> None:

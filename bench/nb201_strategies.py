@@ -12,6 +12,8 @@ tables of mean ± std.
 
     python bench/nb201_strategies.py --strategies uniform random evolution tpe --seeds 20
     python bench/nb201_strategies.py --strategies graphpnas --datasets cifar10 --seeds 20
+    python bench/nb201_strategies.py --strategies graphpnas --datasets cifar10 --trials 100 \
+        --options '{"temperature": 1.0}' --out runs/bench/graphpnas_t1.jsonl
     python bench/nb201_strategies.py --report runs/bench/nb201_strategies.jsonl
 """
 
@@ -44,12 +46,12 @@ OURS = ("random", "evolution", "mobo", "graphpnas")
 Search = Callable[[int, int, Callable[[dict], float]], list[float]]
 
 
-def run_ours(name: str) -> Search:
-    """The project's strategy ``name`` through ask/tell."""
+def run_ours(name: str, options: dict) -> Search:
+    """The project's strategy ``name`` (with ``options``) through ask/tell."""
     def search(seed: int, trials: int, accuracy: Callable[[dict], float]) -> list[float]:
         study = Study.open(":memory:", "bench", SPACE, OBJECTIVES)
         strategy = make_strategy(name, space=SearchSpace.from_config(SPACE),
-                                 objectives=OBJECTIVES, seed=seed)
+                                 objectives=OBJECTIVES, seed=seed, **options)
         found = []
         for _ in range(trials):
             trial = strategy.ask(study, 1)[0]
@@ -79,9 +81,9 @@ def run_tpe(seed: int, trials: int, accuracy: Callable[[dict], float]) -> list[f
     return found
 
 
-def searches() -> dict[str, Search]:
-    """Every benchmarked strategy by name."""
-    return {"uniform": run_uniform, "tpe": run_tpe, **{n: run_ours(n) for n in OURS}}
+def searches(options: dict) -> dict[str, Search]:
+    """Every benchmarked strategy by name (``options`` for the project's strategies)."""
+    return {"uniform": run_uniform, "tpe": run_tpe, **{n: run_ours(n, options) for n in OURS}}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> None:
                 if (name, dataset, seed) in done:
                     continue
                 start = time.perf_counter()
-                found = searches()[name](seed, args.trials, accuracy)
+                found = searches(json.loads(args.options))[name](seed, args.trials, accuracy)
                 seconds = time.perf_counter() - start
                 best = {n: max(found[:n]) for n in CHECKPOINTS if n <= len(found)}
                 with out.open("a") as f:
@@ -149,6 +151,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20, help="how many seeds")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--options", default="{}",
+                        help="JSON options of the project's strategies, e.g. '{\"steps\": 100}'")
     parser.add_argument("--out", default="runs/bench/nb201_strategies.jsonl")
     parser.add_argument("--report", nargs="*", type=Path,
                         help="only summarise these result files")
