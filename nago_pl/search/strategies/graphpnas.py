@@ -88,15 +88,14 @@ def graph_layout(space: SearchSpace) -> tuple[Layout, list[int], list[int]]:
     return layout, edge_cols, tail_cols
 
 
-def _tail_size(space: SearchSpace, j: int) -> int:
-    param = space.params[j]
-    return param.n_values if param.binned and param.n_values <= TAIL_BINS else TAIL_BINS
-
-
 def _exact(space: SearchSpace, j: int) -> bool:
     """Whether tail coordinate ``j`` has one token per value (else: TAIL_BINS bins)."""
     param = space.params[j]
     return param.binned and param.n_values <= TAIL_BINS
+
+
+def _tail_size(space: SearchSpace, j: int) -> int:
+    return space.params[j].n_values if _exact(space, j) else TAIL_BINS
 
 
 def encode(space: SearchSpace, configs: list[dict[str, Any]], edge_cols: Sequence[int],
