@@ -31,19 +31,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from nb201_strategies import DATASETS, OBJECTIVES, SPACE, TABLE
 from scipy.stats import kendalltau
 
-from nago_pl.search import Objective, SearchSpace, Study
+from nago_pl.search import SearchSpace, Study
 from nago_pl.search.nb201_table import Nb201Table, cell_string
 from nago_pl.search.shrink import Lissnas, ShrunkSpace
 from nago_pl.search.strategies import make_strategy
 from nago_pl.space.nb201 import OPS
 
-TABLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nas-bench-201" / \
-    "nats_tss_test_acc_200ep.csv"
-DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
-SPACE = {f"edge_{i}": {"type": "choice", "values": list(OPS)} for i in range(6)}
-OBJECTIVES = [Objective("val_acc", "max")]
 STRATEGIES = ("random", "evolution")
 #: The whole space's mean and median test accuracy (%) per dataset (the table's 15,625 cells).
 WHOLE = {"cifar10": (87.06, 90.75), "cifar100": (61.41, 65.29), "ImageNet16-120": (33.59, 36.39)}
