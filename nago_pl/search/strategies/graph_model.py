@@ -217,17 +217,14 @@ class GraphModel(nn.Module):
         return tokens
 
 
-def fit(model: GraphModel, tokens: Tensor, weights: Tensor, steps: int, lr: float) -> float:
+def fit(model: GraphModel, tokens: Tensor, weights: Tensor, steps: int, lr: float) -> None:
     """Train ``model`` by weighted maximum likelihood of ``tokens`` (each graph's negative
-    log-likelihood per token, weighted by ``weights``, which sum to 1) with Adam, full batch;
-    returns the last loss."""
+    log-likelihood per token, weighted by ``weights``, which sum to 1) with Adam, full batch."""
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     per_token = 1.0 / max(tokens.shape[1], 1)
     inputs = model.teacher_inputs(tokens)
-    loss = torch.zeros(())
     for _ in range(steps):
         optimiser.zero_grad()
         loss = -(weights * model.log_prob(inputs) * per_token).sum()
         loss.backward()
         optimiser.step()
-    return loss.item()
