@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+CIFAR_TAR = SHARED / "cifar10-jpg" / "cifar10-jpg.tar.gz"
 
 Test = TypeVar("Test", bound=Callable[..., Any])
 
@@ -57,3 +60,19 @@ def needs_shared(*paths: Path) -> Callable[[Test], Test]:
         return fail  # type: ignore[return-value]
 
     return decorate
+
+
+def extract_cifar_jpgs(root: Path, per_class: int) -> Path:
+    """Inside a test or fixture: the first ``per_class`` images of every class of both splits
+    of the real CIFAR-10 JPEG tar, extracted into ``root`` (an ImageFolder tree); skips (fails
+    on CI) without the tar."""
+    require_shared(CIFAR_TAR)
+    counts: dict[str, int] = {}
+    with tarfile.open(CIFAR_TAR, "r:gz") as tar:
+        for member in tar:
+            match = re.fullmatch(r"((?:train|test)/[^/]+)/[^/]+\.jpg", member.name)
+            if match and counts.get(match.group(1), 0) < per_class:
+                counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+                tar.extract(member, root, filter="data")
+    assert len(counts) == 20 and set(counts.values()) == {per_class}
+    return root

@@ -8,7 +8,6 @@ import os
 import pickle
 import re
 import struct
-import tarfile
 from pathlib import Path
 
 import lightning as L
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from shared_data import require_shared
+from shared_data import extract_cifar_jpgs, require_shared
 from torch.nn import functional as F
 
 from nago_pl.data import (
@@ -31,7 +30,6 @@ from nago_pl.errors import NagoError
 
 SHARED = Path(__file__).parents[1] / "../shared/data"
 FASHION = SHARED / "fashion-mnist"
-CIFAR_TAR = SHARED / "cifar10-jpg" / "cifar10-jpg.tar.gz"
 CIFAR10_NAMES = [
     "airplane",
     "automobile",
@@ -360,17 +358,7 @@ def test_cifar_layout_errors(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def cifar_jpg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 images per class per split extracted from the real CIFAR-10 JPEG tar."""
-    require_shared(CIFAR_TAR)
-    root = tmp_path_factory.mktemp("cifar_jpg")
-    counts: dict[str, int] = {}
-    with tarfile.open(CIFAR_TAR, "r:gz") as tar:
-        for member in tar:
-            match = re.fullmatch(r"((?:train|test)/[^/]+)/[^/]+\.jpg", member.name)
-            if match and counts.get(match.group(1), 0) < 10:
-                counts[match.group(1)] = counts.get(match.group(1), 0) + 1
-                tar.extract(member, root, filter="data")
-    assert len(counts) == 20 and set(counts.values()) == {10}
-    return root
+    return extract_cifar_jpgs(tmp_path_factory.mktemp("cifar_jpg"), per_class=10)
 
 
 def _refuse_decoding(monkeypatch: pytest.MonkeyPatch) -> None:

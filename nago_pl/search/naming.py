@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from nago_pl.errors import NagoError
+from nago_pl.oneshot import METHODS as ONESHOT_METHODS
 from nago_pl.search.settings import result_settings
 
 #: Hex digits of the settings' hash in a derived name.
@@ -27,7 +28,8 @@ def study_identity(cfg: DictConfig) -> dict[str, Any]:
     that define a trial's result (:func:`result_settings`), the evaluator and the strategy,
     and the shrinkage (when set).
     Left out, so that changing them resumes the study: the trial count, time budget,
-    executor and workers, the strategy's tuning options, loggers."""
+    executor and workers, the strategy's tuning options (but a one-shot method's, which
+    define the cells it derives), loggers."""
     objectives = [
         {"name": o.get("name"), "direction": o.get("direction"), "log": o.get("log", False)}
         if isinstance(o, dict) else o
@@ -44,6 +46,8 @@ def study_identity(cfg: DictConfig) -> dict[str, Any]:
     if shrink is not None:  # a shrunk search is another study (unshrunk names unchanged)
         identity["shrink"] = {"method": shrink,
                               "options": _plain(cfg.search.shrink_options)}
+    if cfg.search.strategy in ONESHOT_METHODS:  # its options define the cells it derives
+        identity["oneshot"] = _plain(cfg.search.options)
     space_from = OmegaConf.select(cfg, "search.space_from", default=None)
     if space_from is not None:
         identity["space_from"] = str(space_from)

@@ -20,6 +20,7 @@ from nago_pl.errors import NagoError
 from nago_pl.fused_kernel import load_fused_kernel
 from nago_pl.jsonfile import write_json
 from nago_pl.latest_link import point_latest
+from nago_pl.oneshot import METHODS as ONESHOT_METHODS
 from nago_pl.search.constraints import DataShape, FeasibilityCheck
 from nago_pl.search.driver import Budget, SearchDriver, error_kind
 from nago_pl.search.duplicates import network_key
@@ -224,9 +225,16 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
                 # search.shrink / search.space_from: the strategy searches only the pockets
                 shrunk = shrink_stage(cfg, study, run_dir, console, feasible, lambda stage, n:
                                       make_driver(stage).run(Budget(n, deadline, stop)))
-                strategy = search_strategy(
-                    cfg, study, shrunk.restrict(feasible) if shrunk else feasible,
-                    strategy_context(cfg, study, shape, trains=table is None))
+                allowed = shrunk.restrict(feasible) if shrunk else feasible
+                if settings.strategy in ONESHOT_METHODS:  # train the supernet: its cells
+                    from nago_pl.oneshot.stage import oneshot_strategy  # Lightning: when used
+
+                    strategy = oneshot_strategy(cfg, study, run_dir, console, shape, allowed,
+                                                shrunk.member_values() if shrunk else None)
+                else:
+                    strategy = search_strategy(
+                        cfg, study, allowed,
+                        strategy_context(cfg, study, shape, trains=table is None))
                 try:
                     make_driver(strategy).run(Budget(int(settings.trials), deadline, stop))
                 except NagoError as err:
