@@ -93,7 +93,6 @@ def test_space_selected_by_config() -> None:
 @pytest.mark.parametrize("overrides, fragment", [
     (["space.name=darts"], "space.name='darts'"),
     (["space=nb201", "space.ops=[none,none]"], "needs 6 operations"),
-    (["space=nb201", "init_from=x"], "init_from"),
 ])
 def test_bad_space_settings(overrides: list[str], fragment: str) -> None:
     from nago_pl.config.validate import validate_train

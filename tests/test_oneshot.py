@@ -40,6 +40,7 @@ from nago_pl.search.runner import run_search
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.study import Objective, Study
 from nago_pl.space.nb201 import EDGES, OPS, Nb201Cell
+from nago_pl.transfer import load_model
 
 TABLE = SHARED / "nas-bench-201" / "nats_tss_test_acc_200ep.csv"
 TINY = Nb201Spec(3, 10, 8, 4, 1)
@@ -379,6 +380,19 @@ def test_snas_supernet_resumes_after_kill_9_then_trains_its_cells(tmp_path: Path
     for trial in trials:
         metrics = json.loads((Path(trial["paths"]["run_dir"]) / "metrics.json").read_text())
         assert metrics["epochs"] == 1 and 0 <= metrics["val_acc"] <= 1
+    # what it found fine-tunes and exports like any search's result (its argmax cell, trial 0:
+    # a front of 1-epoch trials on 240 images may well be empty)
+    tuned = tmp_path / "tuned"
+    done = subprocess.run([sys.executable, "train.py", f"init_from={tmp_path}", "pick=0",
+                           "logger=none",
+                           "dataset=image_folder", f"dataset.root={cifar_small}",
+                           "trainer.max_epochs=1", "export=true", f"hydra.run.dir={tuned}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    cell = Nb201Cell(tuple(trials[0]["params"][f"edge_{k}"] for k in range(6)))
+    assert Nb201Cell.load(tuned / "architecture.json") == cell
+    model = load_model(tuned / "export")
+    assert model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 10)
 
 
 @needs_shared(TABLE)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,17 @@ from nago_pl.config import compose
 from nago_pl.errors import NagoError
 from nago_pl.network import build_network
 from nago_pl.network.model import Network, NetworkSpec
+from nago_pl.network.nb201 import Nb201Network, Nb201Spec
 from nago_pl.space import GeneratorConfig, sample
+from nago_pl.space.nb201 import Nb201Cell
 from nago_pl.training.run import train_architecture
-from nago_pl.transfer import TrainedModel, load_adapted, load_trained, read_checkpoint
+from nago_pl.transfer import (
+    TrainedModel,
+    load_adapted,
+    load_trained,
+    network_for_data,
+    read_checkpoint,
+)
 from nago_pl.transfer.adapt import adapt_input_channels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +140,21 @@ def test_weights_move_to_new_classes_channels_and_sizes() -> None:
                           num_classes=10, image_size=8, multiplier=3)
     with pytest.raises(NagoError, match="does not match the architecture"):
         load_adapted(other, trained)
+
+
+def test_an_nb201_network_moves_to_new_classes_and_channels() -> None:
+    cell = Nb201Cell.from_string("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+"
+                                 "|avg_pool_3x3~0|none~1|nor_conv_3x3~2|")
+    source = Nb201Network(cell, Nb201Spec(1, 10, 8, 4, 1))
+    trained = TrainedModel(cell, asdict(source.spec), source.state_dict(), Path("src.ckpt"))
+    target = network_for_data(trained, in_channels=3, num_classes=5, image_size=32,
+                              dropout=0.2)
+    assert isinstance(target, Nb201Network) and target.spec == Nb201Spec(3, 5, 32, 4, 1)
+    assert load_adapted(target, trained) == ["head.4.bias", "head.4.weight"]
+    name = "cells.0.edges.0.1.weight"  # the first edge's 3x3 convolution
+    assert torch.equal(target.state_dict()[name], source.state_dict()[name])
+    assert torch.allclose(target.state_dict()["stem.0.weight"],
+                          adapt_input_channels(source.state_dict()["stem.0.weight"], 1, 3, True))
 
 
 def test_bad_sources_are_clear_errors(digits_run: Path, tmp_path: Path) -> None:

@@ -144,8 +144,7 @@ def check_optimization(cfg: DictConfig) -> None:
 
 
 def check_space(cfg: DictConfig) -> None:
-    """``space.name`` is known; an nb201 space has a valid cell and sizes, and is not
-    fine-tuned (``init_from`` rebuilds HNAG networks only)."""
+    """``space.name`` is known; an nb201 space has a valid cell and sizes."""
     name = _value(cfg, "space.name")
     if name not in SPACES:
         raise NagoError(f"space.name={name!r}: must be one of {', '.join(SPACES)}")
@@ -154,8 +153,6 @@ def check_space(cfg: DictConfig) -> None:
     Nb201Cell(tuple(cfg.space.ops))
     check_int(cfg, "space.channels", 1)
     check_int(cfg, "space.cells_per_stage", 1)
-    if cfg.get("init_from"):
-        raise NagoError("init_from: fine-tuning rebuilds HNAG networks only, not space=nb201")
 
 
 def check_architecture(cfg: DictConfig) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from nago_pl.network.model import Network
+from nago_pl.network.nb201 import Nb201Network
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
@@ -25,8 +26,9 @@ class ClassificationModule(L.LightningModule):
     the parameters and the optimizer; the scheduler steps once per epoch. With
     ``body_lr_scale`` != 1 the network's body learns at that fraction of the head's rate
     (fine-tuning). Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``
-    and ``test/acc``. Checkpoints of a :class:`Network` also hold its Architecture and build
-    spec as plain data (key ``nago``), so they rebuild without unpickling code.
+    and ``test/acc``. Checkpoints of a :class:`Network` (or an nb201 network) also hold its
+    Architecture (cell) and build spec as plain data (key ``nago``), so they rebuild without
+    unpickling code.
     """
 
     def __init__(self, net: nn.Module, num_classes: int, optimizer: OptimizerFactory,
@@ -69,7 +71,7 @@ class ClassificationModule(L.LightningModule):
         self._step(batch, "test", self.test_acc)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if isinstance(self.net, Network):
+        if isinstance(self.net, Network | Nb201Network):
             checkpoint["nago"] = {"architecture": self.net.arch.to_dict(),
                                   "spec": asdict(self.net.spec)}
 

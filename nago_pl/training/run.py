@@ -24,12 +24,12 @@ from nago_pl.config.instantiate import instantiate_checked
 from nago_pl.config.validate import validate_train
 from nago_pl.errors import NagoError
 from nago_pl.jsonfile import write_json
-from nago_pl.network import build_network
-from nago_pl.network.configured import build_model, resolve_architecture
+from nago_pl.network.configured import build_model, load_architecture, resolve_architecture
 from nago_pl.space import Architecture
+from nago_pl.space.nb201 import Nb201Cell
 from nago_pl.tracking.run_info import finish_runs, log_run_config, log_run_result
 from nago_pl.training.module import ClassificationModule
-from nago_pl.transfer import export_model, load_adapted, load_trained
+from nago_pl.transfer import export_model, load_adapted, load_trained, network_for_data
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TrainResult:
     """What one training run produced; ``metrics`` is also written to ``metrics.json``."""
 
     metrics: dict[str, Any]
-    architecture: Architecture
+    architecture: Architecture | Nb201Cell
     run_dir: Path
     checkpoint: Path | None
 
@@ -113,15 +113,13 @@ def train_architecture(cfg: DictConfig, run_dir: str | Path,
     datamodule = instantiate_checked(cfg.dataset, "dataset")
     datamodule.setup("fit")
     arch = trained.architecture if trained else resolve_architecture(cfg)
-    if trained and cfg.get("arch") and Architecture.load(cfg.arch) != arch:
+    if trained and cfg.get("arch") and load_architecture(cfg.arch) != arch:
         raise NagoError(f"arch={cfg.arch} does not match the Architecture of {trained.source}")
     arch.save(run_dir / "architecture.json")
     shape = {"in_channels": datamodule.in_channels, "num_classes": datamodule.num_classes,
              "image_size": datamodule.image_size}
     if fine_tune:  # keep the trained widths and head so the weights fit
-        net = build_network(arch, **shape, multiplier=trained.spec["multiplier"],
-                            head_channels=trained.spec["head_channels"],
-                            dropout=float(cfg.network.dropout))
+        net = network_for_data(trained, **shape, dropout=float(cfg.network.dropout))
         load_adapted(net, trained)
     else:
         net = build_model(arch, cfg, **shape)

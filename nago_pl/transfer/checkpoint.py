@@ -14,17 +14,20 @@ from typing import Any
 import torch
 
 from nago_pl.errors import NagoError
+from nago_pl.network.configured import architecture_from_dict, load_architecture
 from nago_pl.space import Architecture
+from nago_pl.space.nb201 import Nb201Cell
 
 PICKS = ("best_acc", "smallest", "<trial number>")
 
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A trained network as plain data: its Architecture, build spec and ``net`` weights;
-    ``origin`` says in words which model it is (a search's trial, a run, a file)."""
+    """A trained network as plain data: its Architecture (or nb201 cell), build spec and
+    ``net`` weights; ``origin`` says in words which model it is (a search's trial, a run, a
+    file)."""
 
-    architecture: Architecture
+    architecture: Architecture | Nb201Cell
     spec: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     source: Path
@@ -51,7 +54,7 @@ def read_checkpoint(path: Path) -> TrainedModel:
     state = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()
              if k.startswith("net.")}
     try:
-        architecture = Architecture.from_dict(info["architecture"])
+        architecture = architecture_from_dict(info["architecture"])
     except NagoError as err:
         raise NagoError(f"{path}: {err}") from None
     return TrainedModel(architecture, dict(info["spec"]), state, path, origin=str(path))
@@ -71,7 +74,7 @@ def _from_run_dir(run_dir: Path, name: str = "best.ckpt") -> TrainedModel:
                         "init_from=<path to the .ckpt file>")
     model = read_checkpoint(checkpoint)
     arch_file = run_dir / "architecture.json"
-    if arch_file.is_file() and Architecture.load(arch_file) != model.architecture:
+    if arch_file.is_file() and load_architecture(arch_file) != model.architecture:
         raise NagoError(f"{checkpoint}: its Architecture does not match {arch_file}")
     return model
 

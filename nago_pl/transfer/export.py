@@ -19,8 +19,9 @@ from torch import nn
 
 from nago_pl.errors import NagoError
 from nago_pl.jsonfile import write_json
-from nago_pl.network.model import Network, NetworkSpec
-from nago_pl.space import Architecture
+from nago_pl.network.configured import load_architecture, network_of
+from nago_pl.network.model import Network
+from nago_pl.network.nb201 import Nb201Network
 
 FORMAT_VERSION = 1
 
@@ -29,7 +30,7 @@ class ImageClassifier(nn.Module):
     """A network with its preprocessing: takes uint8 images (or floats in [0, 1]) of shape
     ``[B, C, image_size, image_size]`` and returns logits over :attr:`class_names`."""
 
-    def __init__(self, net: Network, mean: list[float], std: list[float],
+    def __init__(self, net: Network | Nb201Network, mean: list[float], std: list[float],
                  class_names: list[str]) -> None:
         super().__init__()
         self.net = net
@@ -45,7 +46,7 @@ class ImageClassifier(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def export_model(net: Network, folder: str | Path, *, mean: list[float], std: list[float],
+def export_model(net: Network | Nb201Network, folder: str | Path, *, mean: list[float], std: list[float],
                  class_names: list[str]) -> Path:
     """Write ``net`` (weights as they are now) and its preprocessing into ``folder``."""
     folder = Path(folder)
@@ -83,8 +84,8 @@ def load_model(folder: str | Path, *, meta: dict[str, Any] | None = None) -> Ima
         meta = json.loads(meta_file.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise NagoError(f"{folder}: model.json format_version must be {FORMAT_VERSION}")
-    arch = Architecture.load(folder / "architecture.json")
-    net = Network(arch, NetworkSpec(**meta["spec"]), initialize=False)
+    arch = load_architecture(folder / "architecture.json")
+    net = network_of(arch, meta["spec"], initialize=False)
     try:
         state = load_file(str(folder / "model.safetensors"))
     except (SafetensorError, OSError) as err:
