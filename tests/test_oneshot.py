@@ -37,6 +37,7 @@ from nago_pl.oneshot.supernet import (
     one_hot,
 )
 from nago_pl.search.runner import run_search
+from nago_pl.search.shrink.pockets import ShrunkSpace
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.study import Objective, Study
 from nago_pl.space.nb201 import EDGES, OPS, Nb201Cell
@@ -415,3 +416,45 @@ def test_snas_logs_alpha_entropy_tau_and_cell_to_a_wandb_run(
     saved = json.loads((tmp_path / "oneshot" / "alpha.json").read_text())
     assert run.summary["oneshot/cell"] == saved["cell"]
     assert "val/acc" in run.summary
+
+
+@needs_shared(TABLE)
+def test_a_restricted_search_space_restricts_the_supernet(tmp_path: Path,
+                                                         cifar_small: Path) -> None:
+    done = subprocess.run(search_command(tmp_path, cifar_small, "evaluator=nb201_table",
+                                         f"evaluator.path={TABLE}", "search.trials=3",
+                                         "search.options.epochs=1", "~search.space.edge_5",
+                                         "search.space.edge_1.values=[none,skip_connect]"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    probabilities = json.loads((tmp_path / "oneshot" / "alpha.json").read_text())["probabilities"]
+    used = [{op for op, p in zip(OPS, row, strict=True) if p > 0} for row in probabilities]
+    assert used[1] == {"none", "skip_connect"} and used[5] == {"none"}  # space.ops[5]: none
+    assert all(used[k] == set(OPS) for k in (0, 2, 3, 4))
+    for trial in study_trials(tmp_path)[1:]:
+        assert trial["params"]["edge_1"] in used[1] and "edge_5" not in trial["params"]
+
+
+@needs_shared(TABLE)
+def test_cells_derived_in_a_shrunk_space_lie_in_its_pockets(tmp_path: Path,
+                                                           cifar_small: Path) -> None:
+    """A union of pockets is no product of per-edge op sets (its projection keeps every op of
+    every edge here), so the supernet mixes them all; what it proposes stays in the pockets."""
+    shrink = subprocess.run([sys.executable, "search.py", f"hydra.run.dir={tmp_path / 'a'}",
+                             "space=nb201", "evaluator=nb201_table", f"evaluator.path={TABLE}",
+                             "logger=none", "search=random", "search.shrink=lissnas",
+                             "search.trials=80"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert shrink.returncode == 0, shrink.stderr
+    space = SearchSpace.from_config({f"edge_{k}": {"type": "choice", "values": list(OPS)}
+                                     for k in range(6)})
+    shrunk = ShrunkSpace.load(tmp_path / "a", space)
+    run_dir = tmp_path / "b"
+    done = subprocess.run(search_command(run_dir, cifar_small, "evaluator=nb201_table",
+                                         f"evaluator.path={TABLE}", "search.trials=6",
+                                         "search.options.epochs=1",
+                                         f"search.space_from={tmp_path / 'a'}"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    derived = [t for t in study_trials(run_dir) if t["info"]["source"] == "snas"]
+    assert len(derived) == 5 and all(shrunk.contains(t["params"]) for t in derived)
