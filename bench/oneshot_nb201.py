@@ -6,13 +6,18 @@ then looks up its derived (argmax) cell's 200-epoch test accuracy on CIFAR-10, C
 ImageNet16-120, with α's entropy per epoch, the cost of the cell and the wall clock. ``nwot``
 is the zero-cost baseline at the same wall clock: random cells scored by the NASWOT proxy (the
 benchmark's C=16, 5-cells network, a batch of 64 training images) until ``--nwot-seconds``
-have passed (default: the mean wall clock of the SNAS runs already recorded); the best score's
-cell is looked up. Results go to ``--out`` (JSON lines; runs already there are skipped).
+have passed (give the SNAS runs' wall clock); the best score's cell is looked up. Results go
+to ``--out`` (JSON lines; runs already there are skipped).
 
-    mkdir -p /tmp/cifar10-jpg && tar xzf ../shared/data/cifar10-jpg/cifar10-jpg.tar.gz -C /tmp/cifar10-jpg
-    python bench/oneshot_nb201.py --methods snas --seeds 0 1 2 3 4 --root /tmp/cifar10-jpg
-    python bench/oneshot_nb201.py --methods snas --seeds 0 1 2 --cost-weight 0.3 --out runs/bench/oneshot_cost.jsonl
-    python bench/oneshot_nb201.py --report runs/bench/oneshot.jsonl
+    mkdir -p /tmp/cifar10-jpg
+    tar xzf ../shared/data/cifar10-jpg/cifar10-jpg.tar.gz -C /tmp/cifar10-jpg
+    python bench/oneshot_nb201.py --methods snas --out runs/bench/oneshot.jsonl
+    python bench/oneshot_nb201.py --methods darts --out runs/bench/oneshot_darts.jsonl
+    python bench/oneshot_nb201.py --methods snas --seeds 0 1 --cost-weight 0.5 \
+        --out runs/bench/oneshot_cost.jsonl
+    python bench/oneshot_nb201.py --methods nwot --seeds 0 1 --nwot-seconds 890 \
+        --out runs/bench/oneshot_nwot.jsonl
+    python bench/oneshot_nb201.py --report runs/bench/oneshot*.jsonl
 """
 
 from __future__ import annotations
@@ -105,9 +110,7 @@ def run(args: argparse.Namespace) -> None:
             if key in done:
                 continue
             if method == "nwot":
-                snas = [r["seconds"] for r in load([out]) if r["method"] == "snas"]
-                seconds = args.nwot_seconds or statistics.mean(snas)
-                record = run_nwot(args, seed, data, by_dataset, seconds)
+                record = run_nwot(args, seed, data, by_dataset, args.nwot_seconds)
             else:
                 record = run_method(args, method, seed, data, by_dataset)
             print(json.dumps({k: v for k, v in record.items()
@@ -152,6 +155,26 @@ def report(paths: list[Path]) -> None:
         print(f"| {method} | {'' if weight is None else weight} | {len(runs)} | "
               + " | ".join(cells) + f" | {min(r['accuracy']['cifar10'] for r in runs):.2f} | "
               f"{size} | {statistics.mean(r['seconds'] for r in runs):.0f} |")
+    entropy_table(records)
+
+
+def entropy_table(records: list[dict]) -> None:
+    """Mean α entropy (nats; uniform over 5 ops: 1.609) per method at some epochs."""
+    runs = [r for r in records if "entropy" in r]
+    if not runs:
+        return
+    last = max(len(r["entropy"]) for r in runs)
+    epochs = sorted({1, *range(5, last + 1, 5), last})
+    print()
+    print("| method | cost_weight | " + " | ".join(f"epoch {e}" for e in epochs) + " |")
+    print("|---|---|" + "---|" * len(epochs))
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["method"], r["cost_weight"]), []).append(r)
+    for (method, weight), group in sorted(groups.items()):
+        means = [statistics.mean(r["entropy"][e - 1] for r in group if len(r["entropy"]) >= e)
+                 for e in epochs]
+        print(f"| {method} | {weight} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
 
 
 def main() -> None:
@@ -174,6 +197,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/oneshot.jsonl")
     parser.add_argument("--report", nargs="*", type=Path, help="only summarise these files")
     args = parser.parse_args()
+    if "nwot" in args.methods and args.nwot_seconds is None and args.report is None:
+        parser.error("--methods nwot needs --nwot-seconds (the SNAS runs' wall clock)")
     if args.report is None:
         run(args)
     report(args.report or [Path(args.out)])
