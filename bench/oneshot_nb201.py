@@ -127,16 +127,17 @@ def load(paths: list[Path]) -> list[dict]:
 def report(paths: list[Path]) -> None:
     records = load(paths)
     print("| method | cost_weight | seed | derived cell | CIFAR-10 | CIFAR-100 | ImageNet16 "
-          "| params | entropy first → last | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| params | MFLOPs | entropy first → last | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(records, key=lambda r: (r["method"], r.get("cost_weight") or 0, r["seed"])):
         acc = r["accuracy"]
         entropy = f"{r['entropy'][0]:.3f} → {r['entropy'][-1]:.3f}" if "entropy" in r else \
             f"{r['scored']} cells scored"
         params = f"{r['params'] / 1e6:.3f}M" if "params" in r else ""
+        flops = f"{r['flops'] / 1e6:.0f}" if "flops" in r else ""
         print(f"| {r['method']} | {r.get('cost_weight', '')} | {r['seed']} | `{r['cell']}` | "
               f"{acc['cifar10']:.2f} | {acc['cifar100']:.2f} | {acc['ImageNet16-120']:.2f} | "
-              f"{params} | {entropy} | {r['seconds']:.0f} |")
+              f"{params} | {flops} | {entropy} | {r['seconds']:.0f} |")
     print()
     print("| method | cost_weight | runs | CIFAR-10 | CIFAR-100 | ImageNet16 | min CIFAR-10 "
           "| params | seconds |")
