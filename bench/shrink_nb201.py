@@ -46,11 +46,12 @@ WHOLE = {"cifar10": (87.06, 90.75), "cifar100": (61.41, 65.29), "ImageNet16-120"
 CELLS = np.array(list(itertools.product(range(len(OPS)), repeat=6)))
 
 
-def shrink(seed: int, queries: int | None, accuracy: Callable[[dict], float]
-           ) -> tuple[Study, ShrunkSpace, float]:
-    """The stage on an in-memory study; the best accuracy it observed."""
+def shrink(seed: int, queries: int | None, accuracy: Callable[[dict], float],
+           shrink_options: dict[str, Any]) -> tuple[Study, ShrunkSpace, float]:
+    """The stage (``search.shrink_options``: ``shrink_options``) on an in-memory study; the
+    best accuracy it observed."""
     study = Study.open(":memory:", "shrink", SPACE, OBJECTIVES)
-    options = {} if queries is None else {"queries": queries}
+    options = {**shrink_options, **({} if queries is None else {"queries": queries})}
     stage = Lissnas(SearchSpace.from_config(SPACE), OBJECTIVES[0], seed, **options)
     best = 0.0
     while len(stage.stage_trials(study)) < stage.queries:
@@ -65,7 +66,8 @@ def search(name: str, seed: int, trials: int, accuracy: Callable[[dict], float],
            study: Study | None = None, shrunk: ShrunkSpace | None = None) -> float:
     """The best accuracy strategy ``name`` finds in ``trials`` more queries of ``study``."""
     study = study or Study.open(":memory:", "bench", SPACE, OBJECTIVES)
-    strategy = make_strategy(name, space=SearchSpace.from_config(SPACE), objectives=OBJECTIVES,
+    space = shrunk.search_space() if shrunk else SearchSpace.from_config(SPACE)
+    strategy = make_strategy(name, space=space, objectives=OBJECTIVES,
                              seed=seed, feasible=shrunk.restrict(None) if shrunk else None)
     best = 0.0
     for _ in range(trials):
@@ -86,7 +88,7 @@ def one_seed(dataset: str, seed: int, args: argparse.Namespace, acc: np.ndarray,
              accuracy: Callable[[dict], float]) -> dict[str, Any]:
     start = time.perf_counter()
     space = SearchSpace.from_config(SPACE)
-    study, shrunk, stage_best = shrink(seed, args.queries, accuracy)
+    study, shrunk, stage_best = shrink(seed, args.queries, accuracy, json.loads(args.options))
     used = study.n_trials()
     inside = cell_index(space, torch.tensor(sorted(shrunk.members()), dtype=torch.float64))
     order = np.argsort(-acc)
@@ -210,6 +212,8 @@ def main() -> None:
                         help="the stage's queries (default: search.shrink_options.queries)")
     parser.add_argument("--total", type=int, default=150,
                         help="queries of each search, the shrinking's included")
+    parser.add_argument("--options", default="{}",
+                        help="search.shrink_options as JSON (default: the stage's defaults)")
     parser.add_argument("--out", default="runs/bench/shrink_nb201.jsonl")
     parser.add_argument("--report", nargs="*", type=Path,
                         help="only summarise these result files")

@@ -84,6 +84,20 @@ def test_pockets_never_overlap_after_merging() -> None:
         assert all(float(D[p.centre, q.centre]) > 2 for q in pockets[k + 1:])
 
 
+def test_only_observations_reaching_the_keep_threshold_centre_pockets() -> None:
+    """A pocket around a worse architecture than the threshold could not be kept: such
+    observations are not centres (they would spend the stage's queries on proving it)."""
+    space = SearchSpace.from_config(TOY)
+    metric = EditDistance(space)
+    configs = space.uniform(300, seed=3)
+    X = metric.unit(configs)
+    y = torch.tensor([toy_accuracy(c) for c in configs], dtype=torch.float64)
+    pockets = grow_pockets(metric.pairwise(X, X), y, 1.0, threshold=0.75, max_pockets=50,
+                           min_evidence=1)
+    assert pockets and all(float(y[p.centre]) >= 0.75 for p in pockets)
+    assert float(y.min()) < 0.75  # worse observations were there to pick
+
+
 def test_overlapping_pockets_are_refused() -> None:
     space = SearchSpace.from_config(TOY)
     near = {**TARGET, "c0": "b"}

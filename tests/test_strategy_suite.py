@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from nago_pl.search import STRATEGIES, Objective, SearchSpace, Study, Trial, make_strategy
+from nago_pl.search.shrink import EditDistance, Pocket, ShrunkSpace
 from nago_pl.search.space import resting
 from nago_pl.search.strategies import Strategy
 
@@ -282,3 +283,36 @@ def test_one_and_two_objectives(name: str, objectives: list[Objective]) -> None:
     _, values = study.observations()
     assert values.shape == (len(trials), len(objectives)) and torch.isfinite(values).all()
     assert study.best_trials()
+
+
+#: Twelve choices of five values (244 million configurations) and two pockets of one edit
+#: around far-apart centres (49 each): a union of 4e-7 of the space, which uniform draws and
+#: rejection would never hit.
+WIDE = {f"c{i}": {"type": "choice", "values": list("abcde")} for i in range(12)}
+WIDE_CENTRES = [dict.fromkeys(WIDE, "a"), dict.fromkeys(WIDE, "e")]
+#: A box of a fifth of an edit around a MIXED configuration (its numbers within 0.02 of the
+#: centre on the unit cube, its family fixed): about 1e-9 of the space.
+MIXED_CENTRE = {"n": 4, "drop": 0.25, "lr": 1e-2, "width": 32, "family": "ws", "p": 0.5, "k": 4}
+
+
+@pytest.mark.parametrize("spec", ["wide", "mixed"])
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_a_shrunk_space_is_searched_inside_its_pockets(name: str, spec: str) -> None:
+    """Given a shrunk space's ``search_space()``, a strategy's random start, design and
+    fallbacks draw from the pockets, so every proposal lies in a union far too small to find
+    by rejection (and the proposals are not one architecture over and over)."""
+    study = Study.open(":memory:", "pockets", WIDE if spec == "wide" else MIXED, ONE)
+    metric = EditDistance(study.space, numeric_edit=0.1)
+    pockets = [Pocket(c, 1.0, 0.0) for c in WIDE_CENTRES] if spec == "wide" \
+        else [Pocket({**MIXED_CENTRE, "depth": 3}, 0.2, 0.0)]
+    shrunk = ShrunkSpace(study.space, pockets, metric)
+    assert shrunk.share < 1e-6
+    strategy = make_strategy(name, space=shrunk.search_space(), objectives=study.objectives,
+                             seed=0, feasible=shrunk.restrict(None), **SPEED.get(name, {}))
+    trials = drive(strategy, study, WARM_UP)
+    for trial in trials:
+        assert_inside(study.space, trial.params)
+        assert shrunk.contains(trial.params), trial.params
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) >= len(trials) // 2
+    if spec == "wide":  # both pockets are searched
+        assert {shrunk.pocket_of(t.params) for t in trials} == {0, 1}

@@ -42,6 +42,7 @@ from nago_pl.search.report import (
 )
 from nago_pl.search.settings import result_settings
 from nago_pl.search.shrink.stage import shrink_stage
+from nago_pl.search.space import SearchSpace
 from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
 from nago_pl.search.trial import config_path, trial_config, trial_ranks
@@ -92,10 +93,12 @@ def announce_study(study: Study, run_dir: Path, console: Console) -> None:
 
 
 def search_strategy(cfg: DictConfig, study: Study, feasible: FeasibilityCheck | None = None,
-                    context: dict[str, Any] | None = None) -> Strategy:
+                    context: dict[str, Any] | None = None,
+                    space: SearchSpace | None = None) -> Strategy:
     """The strategy ``cfg.search.strategy`` with its options, seeded by ``cfg.seed``, proposing
-    only configurations ``feasible`` accepts (``context``: see :func:`make_strategy`)."""
-    return make_strategy(cfg.search.strategy, context, space=study.space,
+    only configurations ``feasible`` accepts (``context``: see :func:`make_strategy`), over
+    ``space`` (default: the study's; a shrunk space's pockets: ``ShrunkSpace.search_space``)."""
+    return make_strategy(cfg.search.strategy, context, space=space or study.space,
                          objectives=study.objectives, seed=int(cfg.seed), feasible=feasible,
                          **OmegaConf.to_container(cfg.search.options, resolve=True))
 
@@ -234,7 +237,8 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
                 else:
                     strategy = search_strategy(
                         cfg, study, allowed,
-                        strategy_context(cfg, study, shape, trains=table is None))
+                        strategy_context(cfg, study, shape, trains=table is None),
+                        shrunk.search_space() if shrunk else None)
                 try:
                     make_driver(strategy).run(Budget(int(settings.trials), deadline, stop))
                 except NagoError as err:

@@ -403,6 +403,18 @@ class SearchSpace:
         return torch.stack([torch.tensor(self.choice_centres(j), dtype=torch.float64)[index[:, j]]
                             for j in range(self.dim)], dim=-1)
 
+    def random_unit(self, n: int, gen: torch.Generator) -> Tensor:
+        """``n`` unit points drawn uniformly from what the strategies search: here the whole
+        cube (a shrunk space's pockets override it; see ``shrink.pockets.PocketSpace``)."""
+        return torch.rand(n, self.dim, generator=gen, dtype=torch.float64)
+
+    def design_point(self, index: int, seed: int) -> Tensor:
+        """Point ``index`` of the initial design ``seed``: the scrambled Sobol sequence's (a
+        shrunk space overrides it with draws from its pockets)."""
+        engine = torch.quasirandom.SobolEngine(self.dim, scramble=True, seed=seed)
+        engine.fast_forward(index)
+        return engine.draw(1, dtype=torch.float64)[0]
+
     def sobol(self, n: int, seed: int) -> list[dict[str, Any]]:
         """``n`` configs from a scrambled Sobol sequence (prefixes agree across ``n``)."""
         engine = torch.quasirandom.SobolEngine(self.dim, scramble=True, seed=seed)

@@ -21,6 +21,7 @@ A search whose trials train nothing (a table) hands MOBO every core (``search.ru
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -274,8 +275,9 @@ def optimize_restarts(acqf: AcquisitionFunction, space: SearchSpace, *, num_rest
                                       return_best_only=False)
         return cands[:, 0, :], values
     centres = {j: space.choice_centres(j) for j in cat_dims}
-    combos = list(itertools.product(*centres.values()))
-    if len(combos) <= MAX_ENUMERATED and len(cat_dims) < space.dim:
+    if math.prod(len(c) for c in centres.values()) <= MAX_ENUMERATED \
+            and len(cat_dims) < space.dim:  # counted first: a wide space has billions
+        combos = list(itertools.product(*centres.values()))
         found = [optimize_acqf(acqf, bounds=space.bounds(), q=1, num_restarts=num_restarts,
                                raw_samples=raw_samples, options=options, return_best_only=False,
                                fixed_features=dict(zip(cat_dims, combo, strict=True)))
@@ -283,8 +285,7 @@ def optimize_restarts(acqf: AcquisitionFunction, space: SearchSpace, *, num_rest
         return (torch.cat([c[:, 0, :] for c, _ in found]), torch.cat([v for _, v in found]))
     score = MemoisedScores(acqf)
     with torch.no_grad():
-        pool = space.round_unit(torch.rand(raw_samples, space.dim, generator=gen,
-                                           dtype=torch.float64))
+        pool = space.round_unit(space.random_unit(raw_samples, gen))
         scores = score(pool)
         top = scores.argsort(descending=True)[:num_restarts]
         points, values = pool[top], scores[top]
@@ -362,8 +363,7 @@ def propose(acqf: AcquisitionFunction, space: SearchSpace, k: int, taken: Tensor
 
         pick = next((x for x in snapped if not _is_taken(x, taken) and ok(x)), None)
         if pick is None:
-            fallback = space.round_unit(torch.rand(FALLBACK_POINTS, space.dim, generator=gen,
-                                                   dtype=torch.float64))
+            fallback = space.round_unit(space.random_unit(FALLBACK_POINTS, gen))
             with torch.no_grad():
                 scores = acqf(fallback[:, None, :])
             fallback = fallback[scores.argsort(descending=True)]
@@ -382,13 +382,12 @@ def propose(acqf: AcquisitionFunction, space: SearchSpace, k: int, taken: Tensor
 def feasible_sobol(space: SearchSpace, n: int, first_index: int, seed: int,
                    feasible: Callable[[int, dict[str, Any]], bool] | None,
                    max_draws: int = 1000) -> list[tuple[int, dict[str, Any]]]:
-    """``n`` feasible configs from the scrambled Sobol sequence ``seed``, from element
-    ``first_index`` on, with their sequence indices (infeasible elements are skipped)."""
-    engine = torch.quasirandom.SobolEngine(space.dim, scramble=True, seed=seed)
-    engine.fast_forward(first_index)
+    """``n`` feasible configs of the space's initial design ``seed`` (the scrambled Sobol
+    sequence; a shrunk space's draws), from element ``first_index`` on, with their sequence
+    indices (infeasible elements are skipped)."""
     out: list[tuple[int, dict[str, Any]]] = []
     for index in range(first_index, first_index + max_draws):
-        config = space.from_unit(engine.draw(1, dtype=torch.float64))[0]
+        config = space.from_unit(space.design_point(index, seed)[None])[0]
         if feasible is None or feasible(len(out), config):
             out.append((index, config))
             if len(out) == n:

@@ -1,4 +1,5 @@
-"""Random search: configurations drawn uniformly from the unit cube of the space."""
+"""Random search: configurations drawn uniformly from the space (its unit cube, or a shrunk
+space's pockets)."""
 
 from __future__ import annotations
 
@@ -47,9 +48,10 @@ class RandomSearch:
 
 def draw_feasible(space: SearchSpace, gen: torch.Generator,
                   accept: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """The first uniform draw from ``gen`` that ``accept`` takes (NagoError after MAX_DRAWS)."""
+    """The first uniform draw from ``gen`` (over what ``space`` searches) that ``accept``
+    takes (NagoError after MAX_DRAWS)."""
     for _ in range(MAX_DRAWS):
-        config = space.from_unit(torch.rand(1, space.dim, generator=gen, dtype=torch.float64))[0]
+        config = space.from_unit(space.random_unit(1, gen))[0]
         if accept(config):
             return config
     raise NagoError(f"no feasible configuration in {MAX_DRAWS} random draws; relax "
