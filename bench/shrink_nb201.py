@@ -14,6 +14,11 @@ Then ``random`` and ``evolution`` search inside the shrunk space for the queries
 reported. Results go to ``--out`` (JSON lines; runs already there are skipped), then a markdown
 summary is printed.
 
+``--score nwot --root <CIFAR-10 image folder>`` ranks the stage's cells by the NASWOT proxy of
+the untrained benchmark network (C=16, 5 cells) on 64 of those training images instead
+(``search.shrink_options.score=nwot``): its queries are not table queries, so every search
+inside gets all ``--total``.
+
     python bench/shrink_nb201.py --seeds 20 --datasets cifar10
     python bench/shrink_nb201.py --report runs/bench/shrink_nb201.jsonl
 """
@@ -34,24 +39,36 @@ import torch
 from nb201_strategies import DATASETS, OBJECTIVES, SPACE, TABLE
 from scipy.stats import kendalltau
 
-from nago_pl.search import SearchSpace, Study
+from nago_pl.data.image_folder import ImageFolderDataModule
+from nago_pl.network.nb201 import Nb201Network, Nb201Spec
+from nago_pl.proxies import score
+from nago_pl.search import Objective, SearchSpace, Study
 from nago_pl.search.nb201_table import Nb201Table, cell_string
 from nago_pl.search.shrink import Lissnas, ShrunkSpace
+from nago_pl.search.shrink.stage import proxy_shrink
 from nago_pl.search.strategies import make_strategy
-from nago_pl.space.nb201 import OPS
+from nago_pl.space.nb201 import OPS, Nb201Cell
 
 STRATEGIES = ("random", "evolution")
 #: The whole space's mean and median test accuracy (%) per dataset (the table's 15,625 cells).
 WHOLE = {"cifar10": (87.06, 90.75), "cifar100": (61.41, 65.29), "ImageNet16-120": (33.59, 36.39)}
 CELLS = np.array(list(itertools.product(range(len(OPS)), repeat=6)))
+#: The evaluated network (NAS-Bench-201's C=16, 5 cells per stage) a proxy scores.
+EVALUATED = Nb201Spec(3, 10, 32, 16, 5)
 
 
 def shrink(seed: int, queries: int | None, accuracy: Callable[[dict], float],
-           shrink_options: dict[str, Any]) -> tuple[Study, ShrunkSpace, float]:
+           shrink_options: dict[str, Any], proxy: ProxyOnCells | None = None
+           ) -> tuple[Study, ShrunkSpace, float]:
     """The stage (``search.shrink_options``: ``shrink_options``) on an in-memory study; the
-    best accuracy it observed."""
+    best accuracy it observed (with a ``proxy``: the stage's own study holds proxy scores, so
+    the study returned is empty and the best is 0)."""
     study = Study.open(":memory:", "shrink", SPACE, OBJECTIVES)
     options = {**shrink_options, **({} if queries is None else {"queries": queries})}
+    if proxy is not None:
+        stage = Lissnas(SearchSpace.from_config(SPACE), Objective(proxy.name, "max"), seed,
+                        **options)
+        return study, proxy_shrink(stage, proxy.batch_for(seed)), 0.0
     stage = Lissnas(SearchSpace.from_config(SPACE), OBJECTIVES[0], seed, **options)
     best = 0.0
     while len(stage.stage_trials(study)) < stage.queries:
@@ -60,6 +77,30 @@ def shrink(seed: int, queries: int | None, accuracy: Callable[[dict], float],
         best = max(best, value)
         study.tell(trial.id, {"val_acc": value})
     return study, stage.result(study), best
+
+
+class ProxyOnCells:
+    """Zero-cost proxy ``name`` of the benchmark's untrained network for a cell, on 64 images
+    of the ImageFolder ``root`` (a batch per seed)."""
+
+    def __init__(self, name: str, root: str) -> None:
+        self.name = name
+        self.data = ImageFolderDataModule(root=root, batch_size=64, image_size=32,
+                                          max_train_samples=5000)
+        self.data.setup("fit")
+
+    def batch_for(self, seed: int) -> Callable[[dict[str, Any], int], float]:
+        """The score of (params, trial seed) on seed ``seed``'s batch."""
+        order = torch.randperm(len(self.data.train_set),
+                               generator=torch.Generator().manual_seed(seed))[:64]
+        x, y = self.data.train_set[order.tolist()]
+        batch = (self.data.batch_transform(x, train=False), y)
+
+        def scored(params: dict[str, Any], trial_seed: int) -> float:
+            cell = Nb201Cell(tuple(params[f"edge_{i}"] for i in range(6)))
+            torch.manual_seed(trial_seed)
+            return score(self.name, Nb201Network(cell, EVALUATED), batch)
+        return scored
 
 
 def search(name: str, seed: int, trials: int, accuracy: Callable[[dict], float],
@@ -85,10 +126,11 @@ def cell_index(space: SearchSpace, X: torch.Tensor) -> np.ndarray:
 
 
 def one_seed(dataset: str, seed: int, args: argparse.Namespace, acc: np.ndarray,
-             accuracy: Callable[[dict], float]) -> dict[str, Any]:
+             accuracy: Callable[[dict], float], proxy: ProxyOnCells | None) -> dict[str, Any]:
     start = time.perf_counter()
     space = SearchSpace.from_config(SPACE)
-    study, shrunk, stage_best = shrink(seed, args.queries, accuracy, json.loads(args.options))
+    study, shrunk, stage_best = shrink(seed, args.queries, accuracy, json.loads(args.options),
+                                       proxy)
     used = study.n_trials()
     inside = cell_index(space, torch.tensor(sorted(shrunk.members()), dtype=torch.float64))
     order = np.argsort(-acc)
@@ -107,7 +149,8 @@ def one_seed(dataset: str, seed: int, args: argparse.Namespace, acc: np.ndarray,
     by_pocket = [-shrunk.pockets[k].value for k in pocket_of]  # type: ignore[index]
     tau = kendalltau(by_pocket, -acc[inside]).statistic if len(shrunk.pockets) > 1 \
         else float("nan")
-    row = {"dataset": dataset, "seed": seed, "queries": used, "size": len(inside),
+    row = {"dataset": dataset, "seed": seed, "score": args.score, "queries": used,
+           "size": len(inside),
            "share": len(inside) / len(CELLS), "pockets": len(shrunk.pockets),
            "radius": shrunk.locality.get("radius"),
            "pair_distance": statistics.mean(pairs) if pairs else None,
@@ -130,6 +173,7 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["dataset"], r["seed"]) for r in load([out])} if out.exists() else set()
+    proxy = ProxyOnCells(args.score, args.root) if args.score != "evaluator" else None
     for dataset in args.datasets:
         table = Nb201Table.load(TABLE, dataset)
         acc = np.array([100 * table.accuracy[cell_string([OPS[i] for i in c])] for c in CELLS])
@@ -140,7 +184,7 @@ def run(args: argparse.Namespace) -> None:
         for seed in range(args.seeds):
             if (dataset, seed) in done:
                 continue
-            row = one_seed(dataset, seed, args, acc, accuracy)
+            row = one_seed(dataset, seed, args, acc, accuracy, proxy)
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{dataset} seed {seed}: {row['pockets']} pockets, {row['size']} cells, "
@@ -167,8 +211,9 @@ def report(paths: list[Path]) -> None:
         if not rows:
             continue
         n = len(rows)
-        print(f"\n{dataset}, {n} seeds, {rows[0]['queries']} shrinking queries: the shrunk "
-              "space (mean ± std over seeds)\n")
+        ranked_by = rows[0].get("score", "evaluator")
+        print(f"\n{dataset}, {n} seeds, {rows[0]['queries']} shrinking queries of the table "
+              f"(cells ranked by: {ranked_by}): the shrunk space (mean ± std over seeds)\n")
         print("| measure | shrunk space (pockets) | one region, same size |")
         print("| --- | ---: | ---: |")
         print(f"| cells (share of 15,625) | {_ms([r['size'] for r in rows], 0)} "
@@ -214,10 +259,15 @@ def main() -> None:
                         help="queries of each search, the shrinking's included")
     parser.add_argument("--options", default="{}",
                         help="search.shrink_options as JSON (default: the stage's defaults)")
+    parser.add_argument("--score", default="evaluator",
+                        help="evaluator (the table) or a zero-cost proxy, e.g. nwot")
+    parser.add_argument("--root", help="CIFAR-10 ImageFolder tree (the proxy's images)")
     parser.add_argument("--out", default="runs/bench/shrink_nb201.jsonl")
     parser.add_argument("--report", nargs="*", type=Path,
                         help="only summarise these result files")
     args = parser.parse_args()
+    if args.score != "evaluator" and args.root is None and args.report is None:
+        parser.error(f"--score {args.score} needs --root (the images the proxy scores on)")
     if args.report is None:
         run(args)
     report(args.report or [Path(args.out)])

@@ -18,7 +18,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from rich.console import Console
-from shared_data import SHARED, extract_cifar_jpgs, needs_shared
+from shared_data import SHARED, needs_shared
 from test_executors import ROOT, rows, wait_for
 from test_wandb import ended_offline_runs, offline_wandb  # noqa: F401 (a fixture)
 from torch.utils.data import DataLoader
@@ -265,12 +265,6 @@ def test_snas_outside_nb201_is_one_error(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- search.py
-@pytest.fixture(scope="module")
-def cifar_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """30 real CIFAR-10 JPEGs per class per split."""
-    return extract_cifar_jpgs(tmp_path_factory.mktemp("cifar_small"), per_class=30)
-
-
 def search_command(run_dir: Path, data: Path, *overrides: str) -> list[str]:
     return [sys.executable, "search.py", f"hydra.run.dir={run_dir}", "space=nb201",
             "search=snas", "logger=csv", "dataset=image_folder", f"dataset.root={data}",

@@ -18,7 +18,7 @@ from nago_pl.errors import NagoError
 from nago_pl.proxies import score
 from nago_pl.search import Objective, RandomSearch, SearchSpace, Study
 from nago_pl.search.constraints import DataShape
-from nago_pl.search.prescreen import Prescreen, step
+from nago_pl.search.prescreen import Prescreen, ProxyScore, step
 from nago_pl.search.runner import trial_base_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,14 +85,14 @@ def test_an_unscorable_candidate_ranks_last() -> None:
     chosen = prescreen(study, trial)
     assert chosen.info["prescreen"]["moved"]  # any scorable neighbour beats the NaN
     assert chosen.info["prescreen"]["score"] == pytest.approx(
-        score("nwot", prescreen_net(prescreen, chosen), prescreen.batch))
+        score("nwot", prescreen_net(prescreen, chosen), prescreen.score.batch))
 
 
 def prescreen_net(prescreen: Prescreen, trial: object) -> torch.nn.Module:
     from nago_pl.network.configured import build_model, resolve_architecture
     from nago_pl.search.trial import trial_config
 
-    cfg = trial_config(prescreen.base, trial.params, trial.seed)
+    cfg = trial_config(prescreen.score.base, trial.params, trial.seed)
     torch.manual_seed(trial.seed)
     return build_model(resolve_architecture(cfg), cfg, 3, 10, 32)
 
@@ -194,7 +194,7 @@ def test_an_error_while_prescreening_leaves_no_trial_running(
             raise RuntimeError("proxy broke")
         return float(len(calls))
 
-    monkeypatch.setattr(Prescreen, "score", fails_on_the_second_trial)
+    monkeypatch.setattr(ProxyScore, "__call__", fails_on_the_second_trial)
     with pytest.raises(RuntimeError, match="proxy broke"):
         table_search(tmp_path, "dataset=image_folder", f"dataset.root={rgb_folder}",
                      "search.batch_size=2")

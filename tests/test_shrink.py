@@ -238,12 +238,42 @@ def test_a_table_search_shrinks_first_and_writes_the_shrunk_space(tmp_path: Path
 
 
 @needs_shared(TABLE)
+def test_a_proxy_shrinks_for_free_and_repeats_itself_on_resume(tmp_path: Path,
+                                                               cifar_small: Path) -> None:
+    """search.shrink_options.score=nwot: the stage ranks cells by NASWOT on real CIFAR-10
+    images, none of its queries is a trial (search.trials are all the strategy's, inside the
+    pockets), and a re-run rebuilds the same shrunk space without new trials."""
+    args = ["space.channels=4", "space.cells_per_stage=1", "dataset=image_folder",
+            f"dataset.root={cifar_small}", "search=random", "search.trials=12",
+            "search.shrink=lissnas", "search.shrink_options.score=nwot",
+            "search.shrink_options.queries=24", "search.shrink_options.initial=12"]
+    done = search_cli(tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "shrunk_space.json").read_text())
+    assert saved["objective"] == "nwot" and all(p["value"] > 0 for p in saved["pockets"])
+    shrunk = ShrunkSpace.load(tmp_path, SearchSpace.from_config(NB201))
+    trials = stored_trials(tmp_path / "study.db")
+    assert len(trials) == 12 and all(info["source"] in ("random", "baseline")
+                                     for _, info in trials)
+    assert all(shrunk.contains(p) for p, info in trials if info["source"] == "random")
+    again = search_cli(tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "shrunk_space.json").read_text()) == saved
+    assert stored_trials(tmp_path / "study.db") == trials
+
+
+@needs_shared(TABLE)
 @pytest.mark.parametrize(("overrides", "match"), [
     (["search.shrink=pockets"], "search.shrink='pockets': unknown shrinkage; allowed: lissnas"),
     (["search.space_from=/nowhere"], "search.space_from=/nowhere: not a readable"),
     (["search.shrink=lissnas", "search.space_from=/nowhere"], "give one"),
     (["search.shrink=lissnas", "search.shrink_options.max_share=2"],
      r"max_share=2.0: must be a number in \(0, 1\]"),
+    (["search.shrink=lissnas", "search.shrink_options.score=accuracy"],
+     r"score='accuracy': allowed: evaluator, .*nwot"),
+    (["search.shrink=lissnas", "search.shrink_options.score=nwot"],
+     r"search.shrink_options.score=nwot scores networks on training images: cannot load "
+     r"the dataset \(dataset.root is not set"),
 ])
 def test_bad_shrink_settings_are_one_error_line(tmp_path: Path, overrides: list[str],
                                                 match: str) -> None:

@@ -32,14 +32,16 @@ FLOAT_STEP = 0.1
 DRAWS_PER_CANDIDATE = 4
 
 
-def proxy_batch(cfg: DictConfig, size: int, shape: DataShape) -> Batch:
+def proxy_batch(cfg: DictConfig, size: int, shape: DataShape, where: str | None = None,
+                off: str = "search.prescreen=0") -> Batch:
     """One batch (``size`` images) of the training split of ``cfg.dataset``, normalised as
     training sees it (without augmentation), the same for every trial. The dataset must have
     the search's data ``shape``: with ``evaluator=nb201_table`` no data is loaded for the
     trials, so the networks are the table's (e.g. CIFAR-10's 3x32x32, 10 classes) and a
     dataset of other images (the default digits) is refused, not scored (random inputs of the
-    right shape would rank cells by nothing they learn)."""
-    where = f"search.prescreen={cfg.search.prescreen}"
+    right shape would rank cells by nothing they learn). ``where``: the setting that asked
+    for the batch, ``off``: the one that turns it off (error messages name both)."""
+    where = where or f"search.prescreen={cfg.search.prescreen}"
     try:
         datamodule = instantiate_checked(cfg.dataset, "dataset")
         datamodule.setup("fit")
@@ -54,7 +56,7 @@ def proxy_batch(cfg: DictConfig, size: int, shape: DataShape) -> Batch:
                         f"{networks} {_describe(shape)}, but the dataset "
                         f"({cfg.dataset._target_.rsplit('.', 1)[-1]}) has {_describe(found)}; "
                         "give that data (e.g. dataset=cifar10 dataset.root=<folder>, or an "
-                        "image_folder of it) or set search.prescreen=0")
+                        f"image_folder of it) or set {off}")
     L.seed_everything(int(cfg.seed), verbose=False)
     inputs, targets = [], []
     count = 0
@@ -84,6 +86,25 @@ def step(param: Param, value: Any, gen: torch.Generator) -> Any:
     return param.decode(torch.tensor([min(max(unit, 0.0), 1.0)]))[0]
 
 
+class ProxyScore:
+    """``(params, seed) -> float``: the zero-cost proxy ``proxy`` of the untrained network a
+    trial (``params``, ``seed``) of the search ``base`` would train, on ``batch``; an unknown
+    proxy is a NagoError naming the setting ``where``."""
+
+    def __init__(self, base: DictConfig, shape: DataShape, batch: Batch, proxy: str,
+                 where: str = "search.prescreen_proxy") -> None:
+        if proxy not in PROXIES:
+            raise NagoError(f"{where}={proxy!r}: allowed: {', '.join(PROXIES)}")
+        self.base, self.shape, self.batch, self.proxy = base, shape, batch, proxy
+
+    def __call__(self, params: Mapping[str, Any], seed: int) -> float:
+        cfg = trial_config(self.base, params, seed)
+        torch.manual_seed(seed)
+        net = build_model(resolve_architecture(cfg), cfg, self.shape.in_channels,
+                          self.shape.num_classes, self.shape.image_size)
+        return score(self.proxy, net, self.batch)
+
+
 class Prescreen:
     """``(study, trial) -> trial``: the proposed trial, or the trial changed to the candidate
     around it that ``proxy`` scores best on ``batch`` (``candidates`` scored in all, the
@@ -93,10 +114,9 @@ class Prescreen:
     def __init__(self, space: SearchSpace, base: DictConfig, shape: DataShape, batch: Batch,
                  candidates: int, proxy: str,
                  feasible: Callable[[int, Mapping[str, Any]], bool] | None = None) -> None:
-        if proxy not in PROXIES:
-            raise NagoError(f"search.prescreen_proxy={proxy!r}: allowed: {', '.join(PROXIES)}")
-        self.space, self.base, self.shape, self.batch = space, base, shape, batch
-        self.candidates, self.proxy, self.feasible = candidates, proxy, feasible
+        self.score = ProxyScore(base, shape, batch, proxy)
+        self.space, self.proxy = space, proxy
+        self.candidates, self.feasible = candidates, feasible
 
     def __call__(self, study: Study, trial: Trial) -> Trial:
         if trial.info.get("source") not in PRESCREENED_SOURCES or "prescreen" in trial.info:
@@ -131,14 +151,6 @@ class Prescreen:
             taken.add(_key(params))
             found.append((params, seed))
         return found
-
-    def score(self, params: Mapping[str, Any], seed: int) -> float:
-        """The proxy of the untrained network the trial (``params``, ``seed``) would train."""
-        cfg = trial_config(self.base, params, seed)
-        torch.manual_seed(seed)
-        net = build_model(resolve_architecture(cfg), cfg, self.shape.in_channels,
-                          self.shape.num_classes, self.shape.image_size)
-        return score(self.proxy, net, self.batch)
 
 
 def _describe(shape: DataShape) -> str:

@@ -21,6 +21,7 @@ from nago_pl.fused_kernel import load_fused_kernel
 from nago_pl.jsonfile import write_json
 from nago_pl.latest_link import point_latest
 from nago_pl.oneshot import METHODS as ONESHOT_METHODS
+from nago_pl.proxies.registry import PROXIES
 from nago_pl.search.constraints import DataShape, FeasibilityCheck
 from nago_pl.search.driver import Budget, SearchDriver, error_kind
 from nago_pl.search.duplicates import network_key
@@ -41,14 +42,14 @@ from nago_pl.search.report import (
     write_pareto_json,
 )
 from nago_pl.search.settings import result_settings
-from nago_pl.search.shrink.stage import shrink_stage
+from nago_pl.search.shrink.stage import EVALUATOR, shrink_stage
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.strategies import Strategy, make_strategy
 from nago_pl.search.study import FINISHED, Objective, Study
 from nago_pl.search.trial import config_path, trial_config, trial_ranks
 
 if TYPE_CHECKING:
-    from nago_pl.search.prescreen import Prescreen
+    from nago_pl.search.prescreen import Prescreen, ProxyScore
 
 #: What every trial reports (per epoch or once) and a search may optimise.
 OBJECTIVE_METRICS = ("val_acc", "val_loss", "params", "flops", "latency_ms", "memory_mb")
@@ -227,7 +228,8 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
                 warnings.filterwarnings("ignore", JITTER_WARNING, NumericalWarning)
                 # search.shrink / search.space_from: the strategy searches only the pockets
                 shrunk = shrink_stage(cfg, study, run_dir, console, feasible, lambda stage, n:
-                                      make_driver(stage).run(Budget(n, deadline, stop)))
+                                      make_driver(stage).run(Budget(n, deadline, stop)),
+                                      lambda proxy: proxy_score(cfg, base, shape, proxy))
                 allowed = shrunk.restrict(feasible) if shrunk else feasible
                 if settings.strategy in ONESHOT_METHODS:  # train the supernet: its cells
                     from nago_pl.oneshot.stage import oneshot_strategy  # Lightning: when used
@@ -248,6 +250,19 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
         finally:
             study.release()  # trials left unfinished (an error, Ctrl-C): re-run by the next driver
     return study
+
+
+def proxy_score(cfg: DictConfig, base: DictConfig, shape: DataShape, proxy: str) -> ProxyScore:
+    """``proxy`` of a trial's untrained network on ``search.prescreen_batch`` training images
+    (the shrinking stage's ``search.shrink_options.score``)."""
+    from nago_pl.search.prescreen import ProxyScore, proxy_batch  # Lightning: only when used
+
+    where = "search.shrink_options.score"
+    if proxy not in PROXIES:
+        raise NagoError(f"{where}={proxy!r}: allowed: evaluator, {', '.join(PROXIES)}")
+    batch = proxy_batch(cfg, int(cfg.search.prescreen_batch), shape, f"{where}={proxy}",
+                        off=f"{where}={EVALUATOR}")
+    return ProxyScore(base, shape, batch, proxy, where)
 
 
 def make_prescreen(cfg: DictConfig, study: Study, base: DictConfig, shape: DataShape,
