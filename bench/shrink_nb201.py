@@ -44,9 +44,11 @@ from nago_pl.network.nb201 import Nb201Network, Nb201Spec
 from nago_pl.proxies import score
 from nago_pl.search import Objective, SearchSpace, Study
 from nago_pl.search.nb201_table import Nb201Table, cell_string
+from nago_pl.search.prescreen import PROXY_THREADS
 from nago_pl.search.shrink import Lissnas, ShrunkSpace
 from nago_pl.search.shrink.stage import proxy_shrink
 from nago_pl.search.strategies import make_strategy
+from nago_pl.search.strategies.mobo import torch_threads
 from nago_pl.space.nb201 import OPS, Nb201Cell
 
 STRATEGIES = ("random", "evolution")
@@ -99,7 +101,8 @@ class ProxyOnCells:
         def scored(params: dict[str, Any], trial_seed: int) -> float:
             cell = Nb201Cell(tuple(params[f"edge_{i}"] for i in range(6)))
             torch.manual_seed(trial_seed)
-            return score(self.name, Nb201Network(cell, EVALUATED), batch)
+            with torch_threads(PROXY_THREADS):
+                return score(self.name, Nb201Network(cell, EVALUATED), batch)
         return scored
 
 

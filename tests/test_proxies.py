@@ -229,3 +229,33 @@ def test_flops_convert_exactly_to_naslibs() -> None:
         assert converted == pytest.approx(theirs[-1], abs=1.0), key
     assert 1.4 < min(o / t for o, t in zip(ours, theirs, strict=True)) < 2.0
     assert spearman(ours, theirs) >= 0.99
+
+
+@pytest.mark.parametrize("exact_below", [2**24, 1], ids=["float32", "float64"])
+def test_nwot_is_log_det_of_the_relu_agreement_kernel(exact_below: int,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """NASWOT by its definition (K[i, j] = ReLU units where images i and j agree, summed over
+    every nn.ReLU, two products in float64) gives what the fast kernel gives, in either
+    precision."""
+    import nago_pl.proxies.activations as activations
+
+    monkeypatch.setattr(activations, "EXACT_FLOAT32", exact_below)
+    net = small_nb201(Nb201Cell(("nor_conv_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_3x3",
+                                 "avg_pool_3x3", "nor_conv_1x1")))
+    batch = small_batch(size=16)
+    kernel = torch.zeros(16, 16, dtype=torch.float64)
+
+    def agree(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        nonlocal kernel
+        codes = (args[0].reshape(16, -1) > 0).double()
+        kernel = kernel + codes @ codes.T + (1 - codes) @ (1 - codes).T
+
+    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    hooks = [relu.register_forward_pre_hook(agree) for relu in relus]
+    with torch.no_grad():
+        net(batch[0])
+    for hook in hooks:
+        hook.remove()
+    assert len(relus) > 3
+    assert score("nwot", net, batch) == pytest.approx(float(torch.linalg.slogdet(kernel)[1]),
+                                                      rel=1e-12)

@@ -38,6 +38,10 @@ def jacov(net: nn.Module, batch: Batch) -> float:
     return float(-np.sum(np.log(eig + JACOV_EPS) + 1.0 / (eig + JACOV_EPS)))
 
 
+#: Integers below this are exact in float32 (NASWOT's per-ReLU agreement counts).
+EXACT_FLOAT32 = 2**24
+
+
 @proxy("nwot")
 def nwot(net: nn.Module, batch: Batch) -> float:
     """NASWOT: log|det K|, K[i, j] the number of ReLUs (over every nn.ReLU and unit) on
@@ -51,8 +55,14 @@ def nwot(net: nn.Module, batch: Batch) -> float:
 
     def count(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         nonlocal kernel
-        codes = (args[0].detach().reshape(len(inputs), -1) > 0).double()
-        kernel = kernel + codes @ codes.T + (1 - codes) @ (1 - codes).T
+        active = args[0].detach().reshape(len(inputs), -1) > 0
+        units = active.shape[1]
+        # agreements = units - |a_i| - |a_j| + 2 a_i.a_j: one product instead of two, in
+        # float32 while its integer sums stay exact (below 2**24), else in float64
+        codes = active.to(torch.float32 if units < EXACT_FLOAT32 else torch.float64)
+        both = (codes @ codes.T).double()
+        ones = active.sum(1).double()
+        kernel = kernel + units - ones[:, None] - ones[None, :] + 2 * both
 
     handles = [relu.register_forward_pre_hook(count) for relu in relus]
     try:

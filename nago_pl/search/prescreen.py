@@ -21,6 +21,7 @@ from nago_pl.network.configured import build_model, resolve_architecture
 from nago_pl.proxies import PROXIES, Batch, score
 from nago_pl.search.constraints import DataShape
 from nago_pl.search.space import Param, SearchSpace
+from nago_pl.search.strategies.mobo import torch_threads
 from nago_pl.search.study import Study, Trial
 from nago_pl.search.trial import trial_config
 
@@ -30,6 +31,10 @@ PRESCREENED_SOURCES = ("sobol", "bo", "random")
 FLOAT_STEP = 0.1
 #: Draws per wanted candidate before giving up (infeasible or taken ones are skipped).
 DRAWS_PER_CANDIDATE = 4
+#: Torch threads while scoring: one, as for proposals. NASWOT of the NB201 network (C=16,
+#: 5 cells, 64 images) took 0.45 s on one thread and 10 s on two beside two busy processes
+#: (BENCHMARKS.md, "NASWOT's kernel").
+PROXY_THREADS = 1
 
 
 def proxy_batch(cfg: DictConfig, size: int, shape: DataShape, where: str | None = None,
@@ -102,7 +107,8 @@ class ProxyScore:
         torch.manual_seed(seed)
         net = build_model(resolve_architecture(cfg), cfg, self.shape.in_channels,
                           self.shape.num_classes, self.shape.image_size)
-        return score(self.proxy, net, self.batch)
+        with torch_threads(PROXY_THREADS):
+            return score(self.proxy, net, self.batch)
 
 
 class Prescreen:
