@@ -124,6 +124,59 @@ def test_a_lower_temperature_concentrates_the_samples() -> None:
     assert share(0.3) > share(1.0) > share(3.0)
 
 
+def test_smoothing_mixes_uniform_edge_labels_into_the_samples() -> None:
+    """smoothing=s draws each edge's label uniformly with probability s: a generator trained
+    to favour one label per edge still proposes the others, at s=1 uniformly."""
+    torch.manual_seed(1)
+    model = GraphModel(SMALL)
+    fit(model, all_tokens(SMALL)[[3]], torch.tensor([1.0]), steps=60, lr=0.05)
+
+    def label_shares(smoothing: float) -> torch.Tensor:
+        drawn = model.sample(6000, torch.Generator().manual_seed(0), smoothing=smoothing)
+        edges = drawn[:, :len(SMALL.edges)]
+        return torch.stack([(edges == k).float().mean(0) for k in range(SMALL.edge_labels)])
+
+    trained, half, uniform = label_shares(0.0), label_shares(0.5), label_shares(1.0)
+    assert trained.min() < 0.1  # the generator favours labels: some are rare
+    assert (half.min() - 0.5 / SMALL.edge_labels) > -0.02  # at least s/labels each
+    assert (uniform - 1 / SMALL.edge_labels).abs().max() < 0.03
+
+
+def test_a_greedy_proposal_is_the_likeliest_new_sample() -> None:
+    """greedy=1: the proposal is, of the generator's samples, the likeliest one accepted;
+    greedy=0: the first one accepted (a wide sample). Over a few draws the two differ."""
+    space = SearchSpace.from_config(NB201)
+    torch.manual_seed(0)
+    layout, edge_cols, tail_cols = graph_layout(space)
+    model = GraphModel(layout, hidden=8, layers=1)
+    fit(model, encode(space, space.uniform(4, seed=0), edge_cols, tail_cols),
+        torch.full((4,), 0.25), steps=10, lr=0.05)
+
+    def logp(config: dict) -> float:
+        with torch.no_grad():
+            row = encode(space, [config], edge_cols, tail_cols)
+            return float(model.log_prob(model.teacher_inputs(row))[0])
+
+    differ = 0
+    for seed in range(8):
+        proposals, accepted = {}, {}
+        for greedy in (0.0, 1.0):
+            seen: list[dict] = []
+
+            def accept(config: dict, seen: list[dict] = seen) -> bool:
+                seen.append(config)
+                return config["edge_0"] != "none"  # some samples are turned down
+
+            strategy = GraphPNAS(space, ACC, greedy=greedy, smoothing=0.0, temperature=2.0)
+            proposals[greedy] = strategy._sample(model, torch.Generator().manual_seed(seed),
+                                                 accept)
+            accepted[greedy] = [c for c in seen if c["edge_0"] != "none"]
+        assert proposals[0.0] == accepted[0.0][0]
+        assert logp(proposals[1.0]) == max(logp(c) for c in accepted[1.0])
+        differ += proposals[1.0] != proposals[0.0]
+    assert differ >= 4
+
+
 def test_the_training_set_is_the_best_half_at_most_weighted_by_rank() -> None:
     space = SearchSpace.from_config(NB201)
     study = Study.open(":memory:", "s", space, ACC)
@@ -170,7 +223,8 @@ def test_the_same_training_set_gives_the_same_generator_and_its_state_is_saved(
 
 def test_options_are_checked() -> None:
     space = SearchSpace.from_config(NB201)
-    for bad in ({"temperature": 0}, {"lr": 2.0}, {"explore": 1.5}, {"top_k": 0}):
+    for bad in ({"temperature": 0}, {"lr": 2.0}, {"explore": 1.5}, {"top_k": 0},
+                {"greedy": 1.5}, {"smoothing": -0.1}):
         with pytest.raises(NagoError, match=next(iter(bad))):
             GraphPNAS(space, ACC, **bad)
 

@@ -192,8 +192,10 @@ class GraphModel(nn.Module):
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(self, count: int, gen: torch.Generator, temperature: float = 1.0) -> Tensor:
-        """``count`` graphs as tokens (``count x tokens``), labels drawn at ``temperature``."""
+    def sample(self, count: int, gen: torch.Generator, temperature: float = 1.0,
+               smoothing: float = 0.0) -> Tensor:
+        """``count`` graphs as tokens (``count x tokens``), labels drawn at ``temperature``;
+        each edge's label is uniform with probability ``smoothing``."""
         layout = self.layout
         tokens = torch.zeros(count, len(layout.edges) + len(layout.tail_sizes), dtype=torch.long)
         n = layout.num_nodes
@@ -206,6 +208,7 @@ class GraphModel(nn.Module):
             k = torch.multinomial((mix / temperature).softmax(-1), 1, generator=gen)  # [G, 1]
             chosen = logp[torch.arange(count), k.squeeze(-1)]  # [G, e, L]
             probs = (chosen / temperature).softmax(-1).reshape(-1, layout.edge_labels)
+            probs = (1 - smoothing) * probs + smoothing / layout.edge_labels
             tokens[:, index] = torch.multinomial(probs, 1, generator=gen).reshape(count, -1)
         if layout.tail_sizes:
             parts, mix = self._tail_logits(self._features(tokens, n, None))

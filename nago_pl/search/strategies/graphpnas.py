@@ -16,8 +16,12 @@ minus a baseline, the reward of the best result left out: ``k - i`` for the i-th
 training graph has a positive advantage and the published loss's unlikelihood branch (for
 negative ones) never applies. The initialisation is seeded by the training set, so the same
 training set gives the same generator: it is retrained only when the best results change. Then
-the generator samples SAMPLES graphs at ``temperature`` and the first configuration that is new
-(not evaluated, pending or failed) and feasible is proposed (else a random one).
+the generator samples SAMPLES graphs at ``temperature``, each edge's label drawn uniformly with
+probability ``smoothing`` (so a graph one operation away from the generator's favourites stays
+within reach where all the best trials agree on an edge). With probability ``greedy`` the
+proposal is the likeliest of them under the generator that is new (not evaluated, pending or
+failed) and feasible (exploitation), else the first new, feasible one (a wide sample); if none
+is new, a random configuration.
 
 Exploration: the first ``warmup`` trials are uniform random over the whole space (``none``
 included, unlike the published NB201 warm-up, which never drew it and so saw 4,096 of the
@@ -142,6 +146,7 @@ class GraphPNAS:
                  warmup: int = 20, top_k: int = 15, steps: int = 30, lr: float = 0.01,
                  hidden: int = 24, layers: int = 3, mixtures: int = 5,
                  temperature: float = 1.5, explore: float = 0.1, explore_decay: float = 0.95,
+                 greedy: float = 0.5, smoothing: float = 0.1,
                  num_threads: int | None = 1,
                  feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
         check_options("graphpnas", top_k=top_k, steps=steps, hidden=hidden, layers=layers,
@@ -152,6 +157,8 @@ class GraphPNAS:
         check_number("graphpnas", "temperature", temperature, 0.0, 100.0)
         check_number("graphpnas", "explore", explore, 0.0, 1.0, low_open=False)
         check_number("graphpnas", "explore_decay", explore_decay, 0.0, 1.0, low_open=False)
+        check_number("graphpnas", "greedy", greedy, 0.0, 1.0, low_open=False)
+        check_number("graphpnas", "smoothing", smoothing, 0.0, 1.0, low_open=False)
         self.space = space
         self.objectives = list(objectives)
         self.seed = check_seed(seed)
@@ -160,6 +167,7 @@ class GraphPNAS:
         self.model_options = {"hidden": hidden, "layers": layers, "mixtures": mixtures}
         self.temperature = float(temperature)
         self.explore, self.explore_decay = float(explore), float(explore_decay)
+        self.greedy, self.smoothing = float(greedy), float(smoothing)
         self.num_threads = num_threads
         self.layout, self.edge_cols, self.tail_cols = graph_layout(space)
         self._models: dict[tuple[int, ...], GraphModel] = {}  # the last generator, by key
@@ -239,8 +247,14 @@ class GraphPNAS:
 
     def _sample(self, model: GraphModel, gen: torch.Generator,
                 accept: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
-        tokens = model.sample(SAMPLES, gen, self.temperature)
-        for config in decode(self.space, tokens, self.edge_cols, self.tail_cols, gen):
-            if accept(config):
-                return config
-        return None
+        """The first new, feasible one of SAMPLES graphs drawn at ``temperature`` or, with
+        probability ``greedy``, the likeliest of them under the generator (None if none is)."""
+        likeliest = float(torch.rand(1, generator=gen, dtype=torch.float64)) < self.greedy
+        tokens = model.sample(SAMPLES, gen, self.temperature, self.smoothing)
+        configs = decode(self.space, tokens, self.edge_cols, self.tail_cols, gen)
+        order = range(len(configs))
+        if likeliest:
+            with torch.no_grad():
+                logp = model.log_prob(model.teacher_inputs(tokens))
+            order = sorted(order, key=lambda i: (-float(logp[i]), i))
+        return next((configs[i] for i in order if accept(configs[i])), None)
