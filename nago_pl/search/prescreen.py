@@ -32,7 +32,7 @@ FLOAT_STEP = 0.1
 #: Draws per wanted candidate before giving up (infeasible or taken ones are skipped).
 DRAWS_PER_CANDIDATE = 4
 #: Torch threads while scoring: one, as for proposals. NASWOT of the NB201 network (C=16,
-#: 5 cells, 64 images) took 0.45 s on one thread and 10 s on two beside two busy processes
+#: 5 cells, 64 images) took 0.36 s on one thread and 6.5 s on two beside a busy process
 #: (BENCHMARKS.md, "NASWOT's kernel").
 PROXY_THREADS = 1
 

@@ -198,20 +198,21 @@ class ShrunkSpace:
 
     def sample_unit(self, n: int, gen: torch.Generator) -> Tensor:
         """``n`` unit points drawn uniformly from the union (pockets in proportion to their
-        share, each uniformly within), snapped to what they decode to."""
+        share, each uniformly within), snapped to what they decode to, grouped by pocket."""
         weights = torch.tensor([p.share for p in self.pockets], dtype=torch.float64)
-        picks = torch.multinomial(weights, n, replacement=True, generator=gen).tolist()
-        rows = []
-        for k in picks:
-            for _ in range(MAX_DRAWS):
-                X = self.draw_in(k, 1, gen)
-                if len(X):
-                    rows.append(X[0])
+        picks = torch.multinomial(weights, n, replacement=True, generator=gen)
+        rows = [torch.empty(0, self.space.dim, dtype=torch.float64)]
+        for k, wanted in enumerate(torch.bincount(picks, minlength=len(self.pockets)).tolist()):
+            for _ in range(MAX_DRAWS):  # a pocket's draws at once, redrawing what rounding lost
+                if wanted == 0:
                     break
+                X = self.draw_in(k, wanted, gen)
+                rows.append(X)
+                wanted -= len(X)
             else:
                 raise NagoError(f"shrunk space: no draw landed in pocket {k} in {MAX_DRAWS} "
                                 "tries; use a larger search.shrink_options.numeric_edit")
-        return torch.stack(rows) if rows else torch.empty(0, self.space.dim, dtype=torch.float64)
+        return torch.cat(rows)
 
     def sample(self, n: int, gen: torch.Generator) -> list[dict[str, Any]]:
         """``n`` configurations drawn uniformly from the union (:meth:`sample_unit`)."""
