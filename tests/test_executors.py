@@ -33,6 +33,10 @@ FAST = [
     "dataset.max_train_samples=400", "search.pruning.enabled=false", "trainer.max_epochs=4",
 ]
 OBJS = [Objective("val_acc", "max")]
+# Kill tests catch a trial between its first report and its end. FAST's epochs take ~0.08 s
+# on 400 digits, so 4 epochs leave ~0.2 s, which a 0.2 s poll once missed in CI; 20 epochs
+# leave ~1.5 s per trial.
+KILL_WINDOW = "trainer.max_epochs=20"
 
 
 def search_cli(run_dir: Path, *overrides: str) -> subprocess.Popen[str]:
@@ -207,7 +211,8 @@ def test_executor_ray_without_ray_names_the_extra(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_killed_worker_is_retried_then_failed_and_the_search_goes_on(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
-    proc = search_cli(tmp_path, "executor=process", "search.trials=3", "search.max_retries=1")
+    proc = search_cli(tmp_path, "executor=process", "search.trials=3", "search.max_retries=1",
+                      KILL_WINDOW)
     killed = []
     for _ in range(2):  # trial 1's worker, then its retry's worker
         pid = wait_for(lambda: reported(db, 1) and [p for p in workers_of(proc.pid)
@@ -227,7 +232,7 @@ def test_a_killed_worker_is_retried_then_failed_and_the_search_goes_on(tmp_path:
 @pytest.mark.slow
 def test_driver_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
-    args = ("executor=process", "search.workers=2", "search.trials=4")
+    args = ("executor=process", "search.workers=2", "search.trials=4", KILL_WINDOW)
     proc = search_cli(tmp_path, *args)
     wait_for(lambda: reported(db, 1) or reported(db, 0), proc)
     orphans = workers_of(proc.pid)
@@ -305,7 +310,7 @@ def test_a_worker_whose_driver_is_gone_when_it_finishes_exits_quietly(
 @pytest.mark.slow
 def test_two_drivers_on_one_study_share_the_trials(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
-    args = ("executor=process", "search.trials=5", "trainer.max_epochs=3")
+    args = ("executor=process", "search.trials=5", KILL_WINDOW)  # the first is still busy
     first = search_cli(tmp_path, *args)
     wait_for(lambda: reported(db, 0), first)
     second = search_cli(tmp_path, *args)
@@ -326,7 +331,8 @@ def test_ray_search_retries_a_killed_task_and_finishes(tmp_path: Path) -> None:
     """A killed task is retried; a killed mailbox actor (what Ray's memory monitor does under
     memory pressure) is restarted and the search finishes."""
     db = tmp_path / "study.db"
-    proc = search_cli(tmp_path, "executor=ray", "search.workers=2", "search.trials=3")
+    proc = search_cli(tmp_path, "executor=ray", "search.workers=2", "search.trials=3",
+                      KILL_WINDOW)
     tasks = wait_for(lambda: (reported(db, 0) or reported(db, 1)) and processes(
         lambda parent, cmd: cmd.startswith("ray::trial-")), proc)
     (mailbox,) = processes(lambda parent, cmd: cmd.startswith("ray::Mailbox"))
@@ -373,7 +379,7 @@ def test_a_search_of_ddp_trials_retries_one_whose_rank_was_killed(tmp_path: Path
     db = tmp_path / "study.db"
     proc = search_cli(tmp_path, "executor=process", "search.trials=2", "search.max_retries=1",
                       *DDP)
-    rank = wait_for(lambda: reported(db, 0) and rank_processes(), proc)[0]
+    rank = wait_for(rank_processes, proc)[0]  # trial 0's second rank, from start to end
     os.kill(rank, signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_executors import FAST, ROOT, processes, rows, trial_rows, wait_for
+from test_executors import FAST, KILL_WINDOW, ROOT, processes, rows, trial_rows, wait_for
 
-# test_executors' FAST settings, with the strategy left to each test
-BASE = [o for o in FAST if not o.startswith("search=")] + ["trainer.max_epochs=3"]
+# test_executors' FAST settings, with the strategy left to each test and epochs enough to be
+# caught training
+BASE = [o for o in FAST if not o.startswith("search=")] + [KILL_WINDOW]
 
 
 def start(run_dir: Path, *overrides: str, base: Sequence[str] = BASE) -> subprocess.Popen[str]:
@@ -76,7 +77,7 @@ def test_mobo_search_resumes_after_kill_9(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bohb_search_resumes_after_kill_9(tmp_path: Path) -> None:
     after = kill_9_then_resume(tmp_path, "search=bohb", "search.trials=4",
-                               "search.options.min_budget=1", "search.options.max_budget=2")
+                               "search.options.min_budget=10", "search.options.max_budget=20")
     assert len(after) == 4
     places = rows(tmp_path / "study.db", "SELECT json_extract(info, '$.bracket'), "
                                          "json_extract(info, '$.rung') FROM trials")
