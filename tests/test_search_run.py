@@ -65,12 +65,13 @@ def test_search_writes_its_outputs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_after_kill_9_in_the_middle_of_a_trial(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
-    args = ("search.trials=3", "study_name=resume", "trainer.max_epochs=6", "search=random",
+    # 20 epochs: trial 1 reports for ~5 s before it ends (6 epochs left ~1 s to a 0.5 s poll)
+    args = ("search.trials=3", "study_name=resume", "trainer.max_epochs=20", "search=random",
             "search.pruning.enabled=false")
     proc = run_search_cli(tmp_path, *args, start_new_session=True)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # wait for trial 1 to report an epoch, then kill -9
-        time.sleep(0.5)
+        time.sleep(0.2)
         assert proc.poll() is None, "the search ended before it could be killed"
         if db.is_file() and rows(db, "SELECT 1 FROM reports r JOIN trials t ON t.id = r.trial_id "
                                      "WHERE t.number = 1 AND t.status = 'running'"):
