@@ -193,6 +193,7 @@ class ShrinkOptions:
     min_share: float = 0.015   # a smaller shrunk space is rebuilt with wider pockets
     max_share: float = 0.05    # the shrunk space's largest share of the space
     numeric_edit: float = 0.2  # an int/float moved this share of its range = one edit
+    fill: str = "forest"       # choices only: a forest of the observations shapes the pockets
     score: str = "evaluator"   # or a zero-cost proxy (nwot, synflow, ...): free queries, not trials
 
 

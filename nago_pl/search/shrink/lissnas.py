@@ -32,7 +32,14 @@ these are its own choices:
   unproven pocket with the fewest observations (ties: the better centre); with every pocket
   exhausted, the next untried initial-sequence point.
 - **Result**: the kept pockets best first (the best pocket alone if none is kept), as long
-  as the union stays within ``max_share`` of the space. A union under ``min_share`` is rebuilt
+  as the union stays within ``max_share`` of the space. In a space of choices only
+  (``fill="forest"``, the default) a random forest fitted to the stage's observations then
+  shapes them (:mod:`~nago_pl.search.shrink.fill`): the shrunk space is the architectures it
+  predicts best within ``max_radius`` edits of the kept centres, as many as the union or
+  ``min_share`` of the space, whichever is more, and its pockets are the parts of that set
+  connected by single edits (on the NB201 table: more of the top 1 % of cells than balls of
+  the same size, and the optimum held more often; BENCHMARKS.md). Otherwise (``fill="widen"``,
+  or a space with ints or floats) a union under ``min_share`` is rebuilt
   with its best pocket one edit wider (a quarter edit with ints or floats; up to ``max_radius``;
   it absorbs the pockets it reaches), and so on: ``min_share`` is the target size. (The
   strategies draw their random starts, designs and fallbacks from the union itself, see
@@ -56,6 +63,7 @@ from torch import Tensor
 
 from nago_pl.errors import NagoError
 from nago_pl.search.shrink.distance import EPS, EditDistance
+from nago_pl.search.shrink.fill import fill_pockets
 from nago_pl.search.shrink.pockets import Pocket, ShrunkSpace
 from nago_pl.search.space import SearchSpace
 from nago_pl.search.strategies.population import config_key, tried_keys
@@ -69,6 +77,8 @@ STAGE_SOURCES = (SOURCE, "baseline")
 MIN_PAIRS = 10
 #: Samplers of the initial set.
 SAMPLERS = ("sobol", "random")
+#: How the kept pockets become the shrunk space (see the module doc).
+FILLS = ("forest", "widen")
 #: The edits a pocket of a space with ints or floats widens by at a time (a space of choices
 #: only: one edit, the next whole distance).
 NUMERIC_STEP = 0.25
@@ -145,7 +155,7 @@ class Lissnas:
                  max_pockets: int = 8, locality: float = 0.5, max_radius: int = 3,
                  keep_quantile: float = 0.9, min_evidence: int = 3, min_share: float = 0.015,
                  max_share: float = 0.05,
-                 numeric_edit: float = 0.2,
+                 numeric_edit: float = 0.2, fill: str = "forest",
                  feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
         for name, value, low in (("queries", queries, 2), ("initial", initial, 2),
                                  ("max_pockets", max_pockets, 1), ("max_radius", max_radius, 1),
@@ -165,6 +175,8 @@ class Lissnas:
                             f"({max_share})")
         if sampler not in SAMPLERS:
             raise NagoError(f"{WHERE}.sampler={sampler!r}: allowed: {', '.join(SAMPLERS)}")
+        if fill not in FILLS:
+            raise NagoError(f"{WHERE}.fill={fill!r}: allowed: {', '.join(FILLS)}")
         self.space = space
         self.objective = objective
         self.seed = check_seed(seed)
@@ -174,6 +186,7 @@ class Lissnas:
         self.locality, self.keep_quantile = float(locality), float(keep_quantile)
         self.min_share, self.max_share = float(min_share), float(max_share)
         self.metric = EditDistance(space, numeric_edit)
+        self.fill = fill
         self.feasible = feasible
 
     # ------------------------------------------------------------------ the study
@@ -290,8 +303,21 @@ class Lissnas:
         radius, pockets, _, curve = self.pockets(configs, y)
         chosen = self._union(configs, y, radius, pockets)
         curve["radius"] = radius
+        if self.fill == "forest" and self.metric.choice.all():
+            shaped = fill_pockets(self.space, self.metric, [p.centre for p in chosen],
+                                  self.max_radius, configs, y, self._target(chosen), self.seed,
+                                  self._natural)
+            return ShrunkSpace(self.space, shaped, self.metric, self.objective.name, curve)
         return ShrunkSpace(self.space, self._widen(chosen, y, configs), self.metric,
                            self.objective.name, curve)
+
+    def _target(self, pockets: list[Pocket]) -> int:
+        """Architectures the forest's pockets hold: as many as ``pockets`` or ``min_share``
+        of the space, whichever is more, within ``max_share``."""
+        total = math.prod(p.n_values for p in self.space.params)
+        size = ShrunkSpace(self.space, pockets, self.metric).size or 1
+        return max(1, min(max(size, math.ceil(self.min_share * total)),
+                          math.floor(self.max_share * total)))
 
     def _union(self, configs: list[dict[str, Any]], y: Tensor, radius: int,
                pockets: list[PocketState]) -> list[Pocket]:
@@ -333,7 +359,7 @@ class Lissnas:
             pockets = widened
         return pockets
 
-    def _natural(self, value: Tensor) -> float:
+    def _natural(self, value: Tensor | float) -> float:
         return float(value) if self.objective.direction == "max" else -float(value)
 
 

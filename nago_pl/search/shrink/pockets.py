@@ -1,4 +1,5 @@
-"""A shrunk space: a union of disjoint pockets (edit-distance balls around good centres).
+"""A shrunk space: a union of disjoint pockets of good architectures: edit-distance balls
+around good centres, or (spaces of choices only) explicit sets of architectures.
 
 A strategy searches the union through two things: :meth:`ShrunkSpace.search_space`, a
 :class:`PocketSpace` whose random draws and initial design come from the pockets (random search,
@@ -38,10 +39,12 @@ MAX_DRAWS = 1000
 
 @dataclass
 class Pocket:
-    """One pocket: the ball of edit radius ``radius`` around ``centre``; ``value`` is the
-    centre's observed objective value, ``observed`` every value observed inside (best first),
-    ``size`` the architectures inside (spaces of choices only, else None) and ``share`` its
-    share of the whole space (of the unit cube's measure)."""
+    """One pocket: the ball of edit radius ``radius`` around ``centre``, or, when ``members``
+    is given (spaces of choices only), exactly those architectures (``radius`` is then the
+    farthest one's distance from the centre); ``value`` is the centre's observed objective
+    value (a surrogate's prediction when nothing inside was observed), ``observed`` every value
+    observed inside (best first), ``size`` the architectures inside (spaces of choices only,
+    else None) and ``share`` its share of the whole space (of the unit cube's measure)."""
 
     centre: dict[str, Any]
     radius: float
@@ -49,6 +52,7 @@ class Pocket:
     observed: list[float] = field(default_factory=list)
     size: int | None = None
     share: float = 0.0
+    members: list[dict[str, Any]] | None = None
 
 
 class ShrunkSpace:
@@ -68,16 +72,33 @@ class ShrunkSpace:
         self.centres = metric.unit([p.centre for p in pockets])
         self.radii = torch.tensor([p.radius for p in pockets], dtype=torch.float64)
         self._combos: dict[int, tuple[Tensor, Tensor]] = {}
-        gaps = metric.pairwise(self.centres, self.centres)
-        reach = self.radii[:, None] + self.radii[None, :]
-        clash = (gaps <= reach + EPS) & ~torch.eye(len(pockets), dtype=torch.bool)
-        if clash.any():
-            i, j = (int(k) for k in clash.nonzero()[0])
-            raise NagoError(f"shrunk space: pockets {i} and {j} overlap (centres "
-                            f"{gaps[i, j]:.3g} edits apart, radii {pockets[i].radius:g} and "
-                            f"{pockets[j].radius:g}); pockets must be disjoint")
+        if any(p.members is not None for p in pockets) and not self.finite:
+            raise NagoError("shrunk space: a pocket listing its members needs a space of "
+                            "choice parameters only")
+        self._lookup = self._member_lookup() if self.finite else None
+        if not self.finite:
+            gaps = metric.pairwise(self.centres, self.centres)
+            reach = self.radii[:, None] + self.radii[None, :]
+            clash = (gaps <= reach + EPS) & ~torch.eye(len(pockets), dtype=torch.bool)
+            if clash.any():
+                i, j = (int(k) for k in clash.nonzero()[0])
+                raise NagoError(f"shrunk space: pockets {i} and {j} overlap (centres "
+                                f"{gaps[i, j]:.3g} edits apart, radii {pockets[i].radius:g} "
+                                f"and {pockets[j].radius:g}); pockets must be disjoint")
         for k, pocket in enumerate(pockets):
             pocket.size, pocket.share = self._measure(k)
+
+    def _member_lookup(self) -> dict[tuple[int, ...], int]:
+        """Every architecture of the union (its choice indices) and its pocket; two pockets
+        sharing one raise the overlap error."""
+        lookup: dict[tuple[int, ...], int] = {}
+        for k in range(len(self.pockets)):
+            for row in self.space.bin_indices(self.choice_ball(k)[0]).tolist():
+                other = lookup.setdefault(tuple(row), k)
+                if other != k:
+                    raise NagoError(f"shrunk space: pockets {other} and {k} overlap (an "
+                                    "architecture lies in both); pockets must be disjoint")
+        return lookup
 
     # ------------------------------------------------------------------ membership
     @property
@@ -87,6 +108,9 @@ class ShrunkSpace:
 
     def pocket_of(self, config: Mapping[str, Any]) -> int | None:
         """The index of the pocket holding ``config``, or None."""
+        if self._lookup is not None:
+            key = tuple(self.space.bin_indices(self.metric.unit([config]))[0].tolist())
+            return self._lookup.get(key)
         d = self.metric.pairwise(self.metric.unit([config]), self.centres)[0]
         inside = (d <= self.radii + EPS).nonzero()
         return int(inside[0]) if len(inside) else None
@@ -124,7 +148,12 @@ class ShrunkSpace:
     # ------------------------------------------------------------------ geometry
     def choice_ball(self, k: int) -> tuple[Tensor, Tensor]:
         """Unit points that change at most ``floor(radius)`` choices of pocket ``k``'s centre
-        (numbers at the centre's) and how many choices each changes."""
+        (numbers at the centre's) and how many choices each changes; a pocket listing its
+        members: those, and their distances from the centre."""
+        members = self.pockets[k].members
+        if k not in self._combos and members is not None:
+            X = self.metric.unit(members)
+            self._combos[k] = (X, self.metric.pairwise(X, self.centres[k:k + 1])[:, 0])
         if k not in self._combos:
             centre = self.centres[k]
             budget = int(math.floor(self.pockets[k].radius + EPS))
