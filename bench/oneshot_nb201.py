@@ -9,6 +9,12 @@ benchmark's C=16, 5-cells network, a batch of 64 training images) until ``--nwot
 have passed (give the SNAS runs' wall clock); the best score's cell is looked up. Results go
 to ``--out`` (JSON lines; runs already there are skipped).
 
+``--shrunk`` first runs the LISSNAS stage (``search.shrink=lissnas``'s defaults: 80 queries of
+the CIFAR-10 column, the seed's) and restricts every supernet edge to the operations its shrunk
+space keeps there (what ``search.shrink=lissnas search=snas`` does); the rows are then
+``snas+lissnas`` (or ``darts+lissnas``), with the edges' operations and whether the derived
+cell lies in the shrunk space.
+
     mkdir -p /tmp/cifar10-jpg
     tar xzf ../shared/data/cifar10-jpg/cifar10-jpg.tar.gz -C /tmp/cifar10-jpg
     python bench/oneshot_nb201.py --methods snas --out runs/bench/oneshot.jsonl
@@ -17,6 +23,8 @@ to ``--out`` (JSON lines; runs already there are skipped).
         --out runs/bench/oneshot_cost.jsonl
     python bench/oneshot_nb201.py --methods nwot --seeds 0 1 --nwot-seconds 890 \
         --out runs/bench/oneshot_nwot.jsonl
+    python bench/oneshot_nb201.py --methods snas --seeds 0 1 2 --shrunk \
+        --out runs/bench/oneshot_shrunk.jsonl
     python bench/oneshot_nb201.py --report runs/bench/oneshot*.jsonl
 """
 
@@ -31,13 +39,15 @@ import time
 from pathlib import Path
 
 import torch
+from shrink_nb201 import shrink
 
 from nago_pl.data.image_folder import ImageFolderDataModule
 from nago_pl.network.nb201 import Nb201Costs, Nb201Network, Nb201Spec
 from nago_pl.oneshot.module import OneShotSettings
 from nago_pl.oneshot.search import run_oneshot
 from nago_pl.proxies import score
-from nago_pl.search.nb201_table import Nb201Table
+from nago_pl.search.nb201_table import Nb201Table, cell_string
+from nago_pl.search.shrink import ShrunkSpace
 from nago_pl.space.nb201 import OPS, Nb201Cell
 
 TABLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nas-bench-201" / \
@@ -59,10 +69,16 @@ def run_method(args: argparse.Namespace, method: str, seed: int, data: ImageFold
                by_dataset: dict[str, Nb201Table]) -> dict:
     settings = OneShotSettings(method=method, epochs=args.epochs, cost_weight=args.cost_weight,
                                alpha_lr=args.alpha_lr, cost=args.cost)
+    shrunk = shrunk_space(seed, by_dataset["cifar10"]) if args.shrunk else None
+    edge_ops = [list(OPS)] * 6
+    if shrunk is not None:
+        kept = shrunk.member_values()
+        edge_ops = [[op for op in OPS if op in kept[f"edge_{i}"]] for i in range(6)]
+        method = f"{method}+lissnas"
     out = Path(args.work) / f"{method}-cw{args.cost_weight}-s{seed}"
     shutil.rmtree(out, ignore_errors=True)
     result = run_oneshot(lambda: data, settings, Nb201Spec(3, 10, 32, args.channels, args.cells),
-                         EVALUATED, [list(OPS)] * 6, out,
+                         EVALUATED, edge_ops, out,
                          {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False,
                           "enable_model_summary": False}, seed=seed, val_images=1000)
     with (out / "alpha.csv").open() as f:
@@ -72,7 +88,18 @@ def run_method(args: argparse.Namespace, method: str, seed: int, data: ImageFold
             "cell": result.cell.to_string(), "accuracy": lookup(result.cell, by_dataset),
             "params": params, "flops": flops, "seconds": result.seconds,
             "entropy": [float(r["entropy"]) for r in rows],
-            "cells": [r["cell"] for r in rows], "settings": vars(args)}
+            "cells": [r["cell"] for r in rows], "settings": vars(args),
+            **({} if shrunk is None else {
+                "edge_ops": edge_ops, "shrunk_size": shrunk.size,
+                "in_shrunk": shrunk.contains({f"edge_{i}": op
+                                              for i, op in enumerate(result.cell.ops)})})}
+
+
+def shrunk_space(seed: int, table: Nb201Table) -> ShrunkSpace:
+    """The LISSNAS stage's shrunk space (defaults, seed ``seed``) on the CIFAR-10 column."""
+    def accuracy(params: dict) -> float:
+        return 100 * table.accuracy[cell_string([params[f"edge_{i}"] for i in range(6)])]
+    return shrink(seed, None, accuracy, {})[1]
 
 
 def run_nwot(args: argparse.Namespace, seed: int, data: ImageFolderDataModule,
@@ -106,7 +133,8 @@ def run(args: argparse.Namespace) -> None:
     data.setup("fit")
     for seed in args.seeds:
         for method in args.methods:
-            key = (method, seed, None if method == "nwot" else args.cost_weight)
+            label = f"{method}+lissnas" if args.shrunk and method != "nwot" else method
+            key = (label, seed, None if method == "nwot" else args.cost_weight)
             if key in done:
                 continue
             if method == "nwot":
@@ -194,6 +222,8 @@ def main() -> None:
     parser.add_argument("--cost", default="flops", choices=["flops", "params"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--nwot-seconds", type=float, default=None)
+    parser.add_argument("--shrunk", action="store_true",
+                        help="search inside the LISSNAS stage's shrunk space (module doc)")
     parser.add_argument("--work", default="runs/bench/oneshot")
     parser.add_argument("--out", default="runs/bench/oneshot.jsonl")
     parser.add_argument("--report", nargs="*", type=Path, help="only summarise these files")

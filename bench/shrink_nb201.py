@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> None:
         def accuracy(params: dict, table: Nb201Table = table) -> float:
             return 100 * table.accuracy[cell_string([params[f"edge_{i}"] for i in range(6)])]
 
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             if (dataset, seed) in done:
                 continue
             row = one_seed(dataset, seed, args, acc, accuracy, proxy)
@@ -221,7 +221,7 @@ def report(paths: list[Path]) -> None:
         print("| --- | ---: | ---: |")
         print(f"| cells (share of 15,625) | {_ms([r['size'] for r in rows], 0)} "
               f"({_ms([100 * r['share'] for r in rows])} %) | same |")
-        print("| pockets / base radius (the best pocket may widen to reach min_share) | "
+        print("| pockets / the stage's radius | "
               f"{_ms([r['pockets'] for r in rows], 1)} / "
               f"{_ms([r['radius'] for r in rows], 1)} | 1 |")
         print(f"| mean pairwise centre distance (edits) | "
@@ -229,6 +229,10 @@ def report(paths: list[Path]) -> None:
         print(f"| top 0.1 % kept | {_ms([100 * r['top01'] for r in rows], 1)} % | |")
         print(f"| top 1 % kept | {_ms([100 * r['top1'] for r in rows], 1)} % | "
               f"{_ms([100 * r['region_top1'] for r in rows], 1)} % |")
+        more = sum(r["top1"] > r["region_top1"] for r in rows)
+        same = sum(r["top1"] == r["region_top1"] for r in rows)
+        print(f"| seeds keeping more / as many / fewer top 1 % cells than one region | "
+              f"{more} / {same} / {n - more - same} | |")
         print(f"| holds a cell within 0.1 pt of the optimum | "
               f"{sum(r['optimum'] for r in rows)} / {n} seeds | |")
         print(f"| mean accuracy (whole space {WHOLE[dataset][0]}) | "
@@ -256,6 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["cifar10"], choices=DATASETS)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds from this one on")
     parser.add_argument("--queries", type=int, default=None,
                         help="the stage's queries (default: search.shrink_options.queries)")
     parser.add_argument("--total", type=int, default=150,
