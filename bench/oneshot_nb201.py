@@ -12,8 +12,9 @@ to ``--out`` (JSON lines; runs already there are skipped).
 ``--shrunk`` first runs the LISSNAS stage (``search.shrink=lissnas``'s defaults: 80 queries of
 the CIFAR-10 column, the seed's) and restricts every supernet edge to the operations its shrunk
 space keeps there (what ``search.shrink=lissnas search=snas`` does); the rows are then
-``snas+lissnas`` (or ``darts+lissnas``), with the edges' operations and whether the derived
-cell lies in the shrunk space.
+``snas+lissnas`` (or ``darts+lissnas``), and their cell is what such a search trains first: the
+shrunk space's likeliest member under the learned distribution (the per-edge argmax, seldom a
+member, is kept as ``argmax_cell`` with its accuracies), with the edges' operations.
 
     mkdir -p /tmp/cifar10-jpg
     tar xzf ../shared/data/cifar10-jpg/cifar10-jpg.tar.gz -C /tmp/cifar10-jpg
@@ -45,7 +46,9 @@ from nago_pl.data.image_folder import ImageFolderDataModule
 from nago_pl.network.nb201 import Nb201Costs, Nb201Network, Nb201Spec
 from nago_pl.oneshot.module import OneShotSettings
 from nago_pl.oneshot.search import run_oneshot
+from nago_pl.oneshot.strategy import DerivedCells
 from nago_pl.proxies import score
+from nago_pl.search import Objective
 from nago_pl.search.nb201_table import Nb201Table, cell_string
 from nago_pl.search.shrink import ShrunkSpace
 from nago_pl.space.nb201 import OPS, Nb201Cell
@@ -89,10 +92,24 @@ def run_method(args: argparse.Namespace, method: str, seed: int, data: ImageFold
             "params": params, "flops": flops, "seconds": result.seconds,
             "entropy": [float(r["entropy"]) for r in rows],
             "cells": [r["cell"] for r in rows], "settings": vars(args),
-            **({} if shrunk is None else {
-                "edge_ops": edge_ops, "shrunk_size": shrunk.size,
-                "in_shrunk": shrunk.contains({f"edge_{i}": op
-                                              for i, op in enumerate(result.cell.ops)})})}
+            **({} if shrunk is None else in_shrunk_space(shrunk, result.probabilities,
+                                                         edge_ops, by_dataset))}
+
+
+def in_shrunk_space(shrunk: ShrunkSpace, probabilities: torch.Tensor,
+                    edge_ops: list[list[str]], by_dataset: dict[str, Nb201Table]) -> dict:
+    """A ``--shrunk`` row's fields: the likeliest member as its cell (see the module doc)."""
+    cells = DerivedCells(shrunk.space, [Objective("val_acc", "max")], 0, probabilities,
+                         "bench", members=shrunk.member_configs())
+    member = Nb201Cell(tuple(cells.argmax()[f"edge_{i}"] for i in range(6)))
+    argmax = Nb201Cell(tuple(OPS[int(i)] for i in torch.as_tensor(probabilities).argmax(-1)))
+    params, flops = Nb201Costs.measure(EVALUATED).of(member)
+    return {"cell": member.to_string(), "accuracy": lookup(member, by_dataset),
+            "params": params, "flops": flops,
+            "argmax_cell": argmax.to_string(), "argmax_accuracy": lookup(argmax, by_dataset),
+            "argmax_in_shrunk": shrunk.contains({f"edge_{i}": op
+                                                 for i, op in enumerate(argmax.ops)}),
+            "edge_ops": edge_ops, "shrunk_size": shrunk.size}
 
 
 def shrunk_space(seed: int, table: Nb201Table) -> ShrunkSpace:

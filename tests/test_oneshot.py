@@ -238,6 +238,29 @@ def test_derived_cells_are_the_argmax_then_new_samples() -> None:
     assert modes >= 0.6 * 5 * 6
 
 
+def test_derived_cells_of_a_shrunk_space_are_its_likeliest_members() -> None:
+    """Given a shrunk space's members, trial 0 is the member the distribution likes best
+    (not the per-edge argmax, which lies outside), and later trials are members only."""
+    space = SearchSpace.from_config({f"edge_{k}": {"type": "choice", "values": list(OPS)}
+                                     for k in range(6)})
+    study = Study.open(":memory:", "derived", space, [Objective("val_acc", "max")])
+    probabilities = torch.full((6, 5), 0.02).index_fill_(1, torch.tensor([3]), 0.92)
+    probabilities[0] = torch.tensor([0.05, 0.35, 0.05, 0.5, 0.05])  # skip second on edge 0
+    modal = {f"edge_{k}": "nor_conv_3x3" for k in range(6)}
+    members = [{**modal, "edge_0": op, "edge_4": fourth, "edge_5": last}
+               for op in ("none", "skip_connect") for fourth in OPS
+               for last in OPS]  # the modal cell is no member: edge 0 is never a 3x3 conv
+    cells = DerivedCells(space, study.objectives, 0, probabilities, "snas", members=members)
+    trials = cells.ask(study, 11)
+    assert trials[0].params == {**modal, "edge_0": "skip_connect"}
+    assert all(t.params in members for t in trials)
+    assert len({tuple(t.params.values()) for t in trials}) == 11
+    # drawn by likelihood (a 3x3 conv on edge 4 or 5 is 46 times likelier than another op),
+    # not uniformly (uniform: 9 of 25 members have one)
+    likely = sum("nor_conv_3x3" in (t.params["edge_4"], t.params["edge_5"]) for t in trials[1:])
+    assert likely >= 8
+
+
 # --------------------------------------------------------------------------- settings
 @pytest.mark.parametrize("override, fragment", [
     ("search.options.tau_start=0", "tau_start=0: expected a number > 0"),

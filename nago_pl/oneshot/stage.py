@@ -4,7 +4,7 @@ search loop as the strategy, so they become ordinary trials of the Study."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +69,13 @@ def edge_ops(cfg: DictConfig, space: SearchSpace,
 def oneshot_strategy(cfg: DictConfig, study: Study, run_dir: Path, console: Console,
                      data_shape: DataShape,
                      feasible: Callable[[int, dict[str, Any]], bool] | None,
-                     allowed: Mapping[str, Collection[Any]] | None = None) -> DerivedCells:
+                     allowed: Mapping[str, Collection[Any]] | None = None,
+                     members: Sequence[dict[str, Any]] | None = None) -> DerivedCells:
     """Train (or resume, or reload) the one-shot search ``search.strategy`` on the dataset
     (of ``data_shape``: the table's when the table scores the cells) in ``<run_dir>/oneshot``
     (each edge mixing the ops ``allowed`` keeps: :func:`edge_ops`) and return the strategy
-    proposing its derived cells (those ``feasible`` accepts)."""
+    proposing its derived cells (those ``feasible`` accepts; ``members`` only, given a shrunk
+    space's)."""
     method = str(cfg.search.strategy)
     if method not in METHODS:
         raise NagoError(f"search.strategy={method!r} is not a one-shot method; allowed: "
@@ -116,7 +118,7 @@ def oneshot_strategy(cfg: DictConfig, study: Study, run_dir: Path, console: Cons
     console.print(f"{method}: derived cell {result.cell.to_string()} "
                   f"(after {result.epochs} epochs)", highlight=False, soft_wrap=True)
     return DerivedCells(study.space, study.objectives, int(cfg.seed), result.probabilities,
-                        method, feasible=feasible)
+                        method, feasible=feasible, members=members)
 
 
 

@@ -22,11 +22,16 @@ class DerivedCells:
     """Trial 0 of the search is the argmax cell of ``probabilities`` (per edge, the most
     probable op; ``(6, 5)`` over EDGES × OPS); every later trial a cell sampled from them, the
     first new (not in the study) and ``feasible`` one of the trial's own random stream. Only
-    the searched ``edge_<k>`` values are proposed; the others stay the space's fixed ops."""
+    the searched ``edge_<k>`` values are proposed; the others stay the space's fixed ops. Given
+    ``members`` (a shrunk space's cells), both come from them: trial 0 is the likeliest member
+    under the probabilities, later trials members drawn in proportion to their likelihood
+    (the per-edge argmax of a supernet that mixes every op some member takes is seldom a
+    member itself, and samples of a converged distribution may never land in a small union)."""
 
     def __init__(self, space: SearchSpace, objectives: Sequence[Objective], seed: int,
                  probabilities: Tensor, source: str, *,
-                 feasible: Callable[[int, dict[str, Any]], bool] | None = None) -> None:
+                 feasible: Callable[[int, dict[str, Any]], bool] | None = None,
+                 members: Sequence[dict[str, Any]] | None = None) -> None:
         self.space = space
         self.objectives = list(objectives)
         self.seed = check_seed(seed)
@@ -37,13 +42,27 @@ class DerivedCells:
         self.source = source
         self.feasible = feasible
         self.edges = [k for k in range(len(EDGES)) if f"edge_{k}" in space.names]
+        self.members = list(members) if members is not None else None
+        if self.members is not None:
+            if not self.members:
+                raise NagoError("derived cells: the shrunk space has no member")
+            ops = torch.tensor([[OPS.index(m[f"edge_{k}"]) for k in self.edges]
+                                for m in self.members])
+            logs = self.probabilities[self.edges].clamp_min(1e-300).log()
+            self.member_log_likelihood = logs.gather(1, ops.T).sum(0)
 
     def argmax(self) -> dict[str, Any]:
-        """The most probable cell's searched values."""
+        """The most probable cell's (member's, given members) searched values."""
+        if self.members is not None:
+            return dict(self.members[int(self.member_log_likelihood.argmax())])
         return {f"edge_{k}": OPS[int(self.probabilities[k].argmax())] for k in self.edges}
 
     def sample(self, gen: torch.Generator) -> dict[str, Any]:
-        """One cell drawn from the per-edge distributions."""
+        """One cell drawn from the per-edge distributions (given members: one member, by its
+        likelihood under them)."""
+        if self.members is not None:
+            weights = (self.member_log_likelihood - self.member_log_likelihood.max()).exp()
+            return dict(self.members[int(torch.multinomial(weights, 1, generator=gen))])
         return {f"edge_{k}": OPS[int(torch.multinomial(self.probabilities[k], 1,
                                                        generator=gen))] for k in self.edges}
 

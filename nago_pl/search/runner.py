@@ -235,7 +235,8 @@ def run_search(cfg: DictConfig, run_dir: Path, console: Console,
                     from nago_pl.oneshot.stage import oneshot_strategy  # Lightning: when used
 
                     strategy = oneshot_strategy(cfg, study, run_dir, console, shape, allowed,
-                                                shrunk.member_values() if shrunk else None)
+                                                shrunk.member_values() if shrunk else None,
+                                                shrunk.member_configs() if shrunk else None)
                 else:
                     strategy = search_strategy(
                         cfg, study, allowed,

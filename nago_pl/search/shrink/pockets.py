@@ -219,10 +219,14 @@ class ShrunkSpace:
         return {tuple(row.tolist()) for k in range(len(self.pockets))
                 for row in self.choice_ball(k)[0]}
 
+    def member_configs(self) -> list[dict[str, Any]]:
+        """Every configuration of the union (choices only), in a fixed order."""
+        return self.space.from_unit(torch.tensor(sorted(self.members()), dtype=torch.float64))
+
     def member_values(self) -> dict[str, set[Any]]:
         """Per parameter, the values it takes in some configuration of the union (choices
         only): what a method that restricts each parameter on its own may keep."""
-        configs = self.space.from_unit(torch.tensor(sorted(self.members()), dtype=torch.float64))
+        configs = self.member_configs()
         return {name: {c[name] for c in configs} for name in self.space.names}
 
     def sample_unit(self, n: int, gen: torch.Generator) -> Tensor:
