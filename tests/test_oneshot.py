@@ -455,8 +455,8 @@ def test_a_restricted_search_space_restricts_the_supernet(tmp_path: Path,
 @needs_shared(TABLE)
 def test_cells_derived_in_a_shrunk_space_lie_in_its_pockets(tmp_path: Path,
                                                            cifar_small: Path) -> None:
-    """A union of pockets is no product of per-edge op sets (its projection keeps every op of
-    every edge here), so the supernet mixes them all; what it proposes stays in the pockets."""
+    """A union of pockets is no product of per-edge op sets: the supernet mixes every op some
+    member takes on an edge, and what it proposes stays in the pockets."""
     shrink = subprocess.run([sys.executable, "search.py", f"hydra.run.dir={tmp_path / 'a'}",
                              "space=nb201", "evaluator=nb201_table", f"evaluator.path={TABLE}",
                              "logger=none", "search=random", "search.shrink=lissnas",
