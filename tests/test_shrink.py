@@ -169,6 +169,7 @@ def test_the_stage_resumes_as_if_never_interrupted() -> None:
     ("initial", 100, "initial=100: must be at most queries"),
     ("locality", 0.0, r"locality=0.0: must be a number in \(0, 1\]"),
     ("sampler", "grid", "sampler='grid': allowed: sobol, random"),
+    ("fill", "box", "fill='box': allowed: forest, widen"),
 ])
 def test_bad_options_name_the_setting(option: str, value: Any, match: str) -> None:
     with pytest.raises(NagoError, match=match):
@@ -317,6 +318,8 @@ def test_a_proxy_shrinks_for_free_and_repeats_itself_on_resume(tmp_path: Path,
     (["search.shrink=lissnas", "search.space_from=/nowhere"], "give one"),
     (["search.shrink=lissnas", "search.shrink_options.max_share=2"],
      r"max_share=2.0: must be a number in \(0, 1\]"),
+    (["search.shrink=lissnas", "search.shrink_options.fill=box"],
+     "search.shrink_options.fill='box': allowed: forest, widen"),
     (["search.shrink=lissnas", "search.shrink_options.score=accuracy"],
      r"score='accuracy': allowed: evaluator, .*nwot"),
     (["search.shrink=lissnas", "search.shrink_options.score=nwot"],
